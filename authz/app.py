@@ -1,0 +1,190 @@
+"""The composition root: builds the aiohttp application from settings.
+
+Everything is wired here and nowhere else: storage, the decision pipeline and its caches, the change
+listener, the identity API and the error mapping.  Resources are opened and closed in ``cleanup_ctx``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+
+from aiohttp import web
+
+from authz.audit import ActivityRecorder
+from authz.authn.api_key import ApiKeyAuthenticator
+from authz.authn.base import SubjectDirectory
+from authz.authn.cookie_session import CookieSessionAuthenticator
+from authz.client_ip import client_ip
+from authz.geoip import GeoIP
+from authz.http import envoy, health
+from authz.http.errors import error_middleware
+from authz.http.state import STATE, AppState
+from authz.invalidation import ChangeListener
+from authz.keys import load_or_create
+from authz.mutator_jwt import IdTokenMutator
+from authz.path_rules import PathRules
+from authz.pipeline import DecisionPipeline
+from authz.policy import PolicyState
+from authz.services import Services
+from authz.settings import Settings
+from authz.snapshots import SnapshotCache
+from identity.changes import PERMISSIONS, RESTRICTIONS
+from identity.http import sessions as identity_sessions
+from identity.http.context import IDENTITY, IdentityContext
+from identity.login import ClientInfo, LoginService
+from identity.throttle import LoginThrottle
+
+log = logging.getLogger(__name__)
+
+POLICY_REFRESH_INTERVAL = 60.0
+SERVICES = web.AppKey("services", Services)
+
+
+def build_app(settings: Settings, redis_url: str, *, clock: Callable[[], float] = time.time) -> web.Application:
+    """The whole service as one aiohttp application (``redis_url``: the configured or embedded Redis)."""
+    app = web.Application(middlewares=[error_middleware], client_max_size=1024**2)
+    app.cleanup_ctx.append(lambda app: _resources(app, settings, redis_url, clock))
+    envoy.add_routes(app)
+    health.add_routes(app)
+    identity_sessions.add_routes(app)
+    return app
+
+
+async def _resources(
+    app: web.Application, settings: Settings, redis_url: str, clock: Callable[[], float]
+) -> AsyncIterator[None]:
+    services = Services.open(settings, redis_url)
+    geoip = GeoIP.open(settings.geoip_db)
+    signing_key = load_or_create(settings.jwt_private_key, settings.data_dir)
+    path_rules = PathRules.load(settings.rules_file)
+    policy = PolicyState(services.permissions, services.restrictions)
+    resolve_ip = _client_ip_resolver(settings)
+
+    listener: ChangeListener
+    trusted: Callable[[], bool] = lambda: listener.healthy  # noqa: E731 - bound after construction
+    session_cache = SnapshotCache(trusted, ttl=settings.session_cache_ttl)
+    user_cache = SnapshotCache(trusted, ttl=settings.session_cache_ttl)
+    key_cache = SnapshotCache(trusted, ttl=settings.session_cache_ttl)
+    subjects = SubjectDirectory(services.users, user_cache)
+
+    async def on_message(message: str) -> None:
+        kind, _, ident = message.partition(":")
+        if kind == "session":
+            session_cache.invalidate(ident)
+        elif kind == "user":
+            user_cache.invalidate(ident)
+        elif kind == "apikey":
+            key_cache.invalidate(ident)
+        elif message == PERMISSIONS:
+            await policy.reload_permissions()
+        elif message == RESTRICTIONS:
+            await policy.reload_restrictions()
+
+    def forget_all() -> None:
+        session_cache.clear()
+        user_cache.clear()
+        key_cache.clear()
+
+    async def on_resync() -> None:
+        forget_all()
+        await policy.reload()
+
+    listener = ChangeListener(
+        services.redis, settings.redis_namespace, on_message=on_message, on_resync=on_resync, on_down=forget_all
+    )
+    recorder = ActivityRecorder(services.activities)
+    mutator = IdTokenMutator(
+        signing_key,
+        expire_time=settings.jwt_expire_time,
+        issuer=settings.jwt_issuer,
+        audience=settings.jwt_audience,
+        clock=clock,
+    )
+    authenticators = [
+        ApiKeyAuthenticator(
+            services.api_keys,
+            subjects,
+            key_cache,
+            services.redis,
+            namespace=settings.redis_namespace,
+            nonce_lifetime_ms=settings.apikey_nonce_lifetime,
+            reject_replay=settings.nonce_replay_rejected,
+            clock=clock,
+        ),
+        CookieSessionAuthenticator(
+            services.sessions,
+            subjects,
+            session_cache,
+            cookie_name=settings.session_cookie,
+            csrf_protection=settings.csrf_protection,
+            expire_time=settings.session_expire_time,
+            slide_interval=settings.session_slide_interval,
+            clock=clock,
+        ),
+    ]
+    pipeline = DecisionPipeline(policy, path_rules, authenticators, mutator, recorder, geoip)
+    app[SERVICES] = services
+    app[STATE] = AppState(
+        settings=settings,
+        engine=services.engine,
+        redis=services.redis,
+        signing_key=signing_key,
+        policy=policy,
+        listener=listener,
+        pipeline=pipeline,
+        client_ip=resolve_ip,
+    )
+    throttle = LoginThrottle(
+        services.redis,
+        namespace=settings.redis_namespace,
+        max_ip=settings.login_max_attempts_ip,
+        max_account=settings.login_max_attempts_account,
+        window=settings.login_attempts_window,
+    )
+    login = LoginService(services.users, services.sessions, services.activities, throttle, services.box, clock)
+
+    def client_info(request: web.Request) -> ClientInfo:
+        peer = request.transport.get_extra_info("peername") if request.transport else None
+        ip = resolve_ip(peer[0] if isinstance(peer, tuple) else None, request.headers)
+        return ClientInfo(ip=ip, user_agent=request.headers.get("User-Agent", ""), country=geoip.lookup(ip).country_name)
+
+    app[IDENTITY] = IdentityContext(
+        login=login,
+        users=services.users,
+        client_info=client_info,
+        cookie_name=settings.session_cookie,
+        cookie_secure=settings.session_cookie_secure,
+    )
+
+    await policy.reload()
+    tasks = [
+        asyncio.create_task(listener.run(), name="authz-change-listener"),
+        asyncio.create_task(recorder.run(), name="authz-activity-recorder"),
+        asyncio.create_task(policy.refresh_forever(POLICY_REFRESH_INTERVAL), name="authz-policy-refresh"),
+    ]
+    with contextlib.suppress(asyncio.TimeoutError):
+        await asyncio.wait_for(listener.subscribed.wait(), timeout=settings.redis_timeout * 3)
+    try:
+        yield
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        with contextlib.suppress(Exception):
+            await recorder.drain()
+        geoip.close()
+        await services.close()
+
+
+def _client_ip_resolver(settings: Settings) -> Callable[[str | None, object], str]:
+    trusted = settings.trusted_proxies
+    gateway = settings.gateway
+
+    def resolve(peer: str | None, headers) -> str:  # type: ignore[no-untyped-def]
+        return client_ip(peer, headers, trusted, gateway)
+
+    return resolve

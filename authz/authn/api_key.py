@@ -1,0 +1,119 @@
+"""The API-key authenticator (barong-behavior.md §2.5, with decisions.md): HMAC of nonce + kid.
+
+Improvements over Barong: constant-time comparison, HS384/HS512, and each kid+nonce pair accepted once
+within the nonce window (Redis ``SET NX`` with the window as TTL) unless replay rejection is turned off.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import time
+from collections.abc import Callable
+
+from redis.asyncio import Redis
+
+from authz.authn.base import NOT_MINE, SubjectDirectory, _NotMine, user_principal
+from authz.decision import DecisionRequest, Denied, Principal
+from authz.snapshots import MISSING, SnapshotCache
+from identity.api_keys import SqlApiKeyRepository
+from identity.models import ApiKey
+from identity.redis_errors import redis_guard
+
+KID_HEADER = "X-Auth-Apikey"
+NONCE_HEADER = "X-Auth-Nonce"
+SIGNATURE_HEADER = "X-Auth-Signature"
+
+_DIGESTS = {"HS256": hashlib.sha256, "HS384": hashlib.sha384, "HS512": hashlib.sha512}
+
+
+def ruby_to_i(text: str) -> int:
+    """Ruby's ``String#to_i``: the leading integer (after blanks, with an optional sign), else 0."""
+    text = text.lstrip()
+    end = 1 if text[:1] in ("+", "-") else 0
+    while end < len(text) and text[end].isdigit():
+        end += 1
+    try:
+        return int(text[:end])
+    except ValueError:
+        return 0
+
+
+def signature(secret: str, algorithm: str, nonce: str, kid: str) -> str:
+    return hmac.new(secret.encode(), (nonce + kid).encode(), _DIGESTS.get(algorithm, hashlib.sha256)).hexdigest()
+
+
+class ApiKeyAuthenticator:
+    """Responsible when any of the three ``X-Auth-*`` headers is present (even empty)."""
+
+    id = "api_key"
+
+    def __init__(
+        self,
+        keys: SqlApiKeyRepository,
+        subjects: SubjectDirectory,
+        cache: SnapshotCache[str, ApiKey | None],
+        redis: Redis,
+        *,
+        namespace: str,
+        nonce_lifetime_ms: int,
+        reject_replay: bool,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._keys = keys
+        self._subjects = subjects
+        self._cache = cache
+        self._redis = redis
+        self._ns = namespace
+        self._lifetime = nonce_lifetime_ms
+        self._reject_replay = reject_replay
+        self._clock = clock
+
+    async def _key(self, kid: str) -> ApiKey | None:
+        cached = self._cache.get(kid)
+        if cached is not MISSING:
+            return cached  # type: ignore[return-value]
+        generation = self._cache.generation
+        key = await self._keys.get(kid)
+        self._cache.put(kid, key, generation)
+        return key
+
+    async def _first_use(self, kid: str, nonce: str) -> bool:
+        """True the first time this kid+nonce pair is seen within the window (shared by every instance)."""
+        async with redis_guard():
+            return bool(
+                await self._redis.set(f"{self._ns}:nonce:{kid}:{nonce}", b"1", nx=True, px=2 * self._lifetime)
+            )
+
+    async def authenticate(self, request: DecisionRequest) -> Principal | _NotMine:
+        headers = request.headers
+        kid = headers.get(KID_HEADER)
+        nonce = headers.get(NONCE_HEADER)
+        sig = headers.get(SIGNATURE_HEADER)
+        if kid is None and nonce is None and sig is None:
+            return NOT_MINE
+        if not (kid and kid.strip() and nonce and nonce.strip() and sig and sig.strip()):
+            raise Denied(422, "authz.invalid_api_key_headers")
+
+        key = await self._key(kid)
+        if key is None:
+            raise Denied(401, "authz.unexistent_apikey")
+        stamp = ruby_to_i(nonce)
+        if stamp <= 0:
+            raise Denied(401, "authz.nonce_not_valid_timestamp")
+        if abs(self._clock() * 1000 - stamp) >= self._lifetime:
+            raise Denied(401, "authz.nonce_expired")
+        expected = signature(key.secret, key.algorithm, nonce, kid)
+        if not hmac.compare_digest(sig.encode(), expected.encode()):
+            raise Denied(401, "authz.invalid_signature")
+        if not key.active:
+            raise Denied(401, "authz.apikey_not_active")
+
+        holder = await self._subjects.by_id(key.holder_id) if key.holder_type == "User" else None
+        if holder is None or not holder.usable:
+            raise Denied(401, "authz.invalid_session")
+        if not holder.otp:
+            raise Denied(401, "authz.disabled_2fa")
+        if self._reject_replay and not await self._first_use(kid, nonce):
+            raise Denied(401, "authz.nonce_replayed")
+        return user_principal(holder, self.id)

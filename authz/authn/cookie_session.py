@@ -1,0 +1,131 @@
+"""The cookie-session authenticator (barong-behavior.md §2.4): CSRF, session, UA/IP pinning, sliding expiry."""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from functools import lru_cache
+
+from authz.authn.base import SubjectDirectory, _NotMine, user_principal
+from authz.decision import DecisionRequest, Denied, Principal
+from authz.snapshots import MISSING, SnapshotCache
+from identity.sessions import RedisSessionStore, SessionRecord, session_hash
+
+CSRF_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE", "TRACE"})
+
+
+@lru_cache(maxsize=65536)
+def _pinned_network(user_ip: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network | None:
+    """The /16 (IPv4) or /96 (IPv6) around the login address that later requests must come from."""
+    try:
+        address = ipaddress.ip_address(user_ip)
+    except ValueError:
+        return None
+    prefix = 16 if address.version == 4 else 96
+    return ipaddress.ip_network(f"{address}/{prefix}", strict=False)
+
+
+@lru_cache(maxsize=65536)
+def _address(ip: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        return ipaddress.ip_address(ip)
+    except ValueError:
+        return None
+
+
+def same_network(login_ip: str, client_ip: str) -> bool:
+    network = _pinned_network(login_ip)
+    address = _address(client_ip)
+    return network is not None and address is not None and address in network
+
+
+class CookieSessionAuthenticator:
+    """Responsible for every request that the other authenticators leave (Barong's default branch)."""
+
+    id = "cookie_session"
+
+    def __init__(
+        self,
+        sessions: RedisSessionStore,
+        subjects: SubjectDirectory,
+        cache: SnapshotCache[str, SessionRecord | None],
+        *,
+        cookie_name: str,
+        csrf_protection: bool,
+        expire_time: int,
+        slide_interval: int,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._sessions = sessions
+        self._subjects = subjects
+        self._cache = cache
+        self._cookie = cookie_name
+        self._csrf = csrf_protection
+        self._expire = expire_time
+        # Slide only when the stored deadline lags "now + expire" by more than this (coalesced writes).
+        self._slide_interval = min(slide_interval, max(1, expire_time // 10))
+        self._clock = clock
+
+    async def _record(self, digest: str, *, fresh: bool = False) -> SessionRecord | None:
+        if not fresh:
+            cached = self._cache.get(digest)
+            if cached is not MISSING:
+                return cached  # type: ignore[return-value]
+        generation = self._cache.generation
+        record = await self._sessions.get(digest)
+        self._cache.put(digest, record, generation)
+        return record
+
+    def _valid(self, record: SessionRecord, request: DecisionRequest, now: float) -> bool:
+        return (
+            record.user_agent == request.headers.get("User-Agent", "")
+            and now < record.expire_time
+            and same_network(record.user_ip, request.client_ip)
+        )
+
+    async def authenticate(self, request: DecisionRequest) -> Principal | _NotMine:
+        session_id = request.cookies.get(self._cookie)
+        digest = session_hash(session_id) if session_id else None
+        record = await self._record(digest) if digest else None
+
+        if self._csrf and request.method in CSRF_METHODS:
+            token = request.headers.get("X-CSRF-Token")
+            if not token:
+                raise Denied(401, "authz.missing_csrf_token")
+            expected = record.csrf_token if record else ""
+            if not hmac.compare_digest(token.encode(), expected.encode()):
+                raise Denied(401, "authz.csrf_token_mismatch")
+
+        if record is None or digest is None:
+            raise Denied(401, "authz.invalid_session")
+
+        now = self._clock()
+        if not self._valid(record, request, now):
+            # The cached copy may predate a slide made by another instance: decide on the stored record.
+            record = await self._record(digest, fresh=True)
+            if record is None:
+                raise Denied(401, "authz.invalid_session")
+            if not self._valid(record, request, now):
+                await self._sessions.destroy(digest, record.uid)
+                self._cache.invalidate(digest)
+                raise Denied(401, "authz.client_session_mismatch")
+
+        user = await self._subjects.by_uid(record.uid)
+        if user is None:
+            await self._sessions.destroy(digest, record.uid)
+            self._cache.invalidate(digest)
+            raise Denied(401, "authz.invalid_session")
+
+        deadline = int(now) + self._expire
+        if deadline - record.expire_time >= self._slide_interval:
+            await self._sessions.slide(record, deadline)
+            generation = self._cache.generation
+            self._cache.put(digest, replace(record, expire_time=deadline), generation)
+
+        if not user.usable:
+            raise Denied(401, "authz.user_not_active")
+        return user_principal(user, self.id)
+

@@ -1,0 +1,288 @@
+"""The ``authz`` command: serve, migrate, and administer users, API keys, permissions and restrictions.
+
+Every write goes through the same repositories as the API and announces itself on the change channel, so
+running instances apply it within a second.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import binascii
+import sys
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from authz.embedded_redis import _answers, socket_path
+from authz.keys import jwks, load_or_create
+from authz.services import Services
+from authz.settings import Settings, SettingsError, load_settings
+from identity.errors import IdentityError, StorageUnavailable
+from identity.login import otp_context
+from identity.models import API_KEY_ALGORITHMS, Permission
+from identity.passwords import hash_password
+from identity.permissions_file import PermissionsFileError, dump_permissions, parse_permissions
+from identity.restrictions import validate_restriction
+
+USER_STATES = ("pending", "active", "banned", "deleted", "locked")
+
+
+class CommandError(Exception):
+    """A command failed for a reason the user can fix; printed without a traceback."""
+
+
+def _redis_url(settings: Settings) -> str | None:
+    if settings.redis_url:
+        return settings.redis_url
+    path = socket_path(settings.data_dir)
+    return f"unix://{path}" if _answers(path) else None
+
+
+def _with_services(settings: Settings, body: Callable[[Services], Awaitable[int]]) -> int:
+    from authz.bootstrap import migrate
+
+    migrate(settings)
+    # Without a reachable Redis no instance can be running on the embedded default; the DB write still
+    # happens, and instances on a shared Redis pick it up at their periodic reload.
+    url = _redis_url(settings) or "unix:///nonexistent/authz-no-redis.sock"
+
+    async def run() -> int:
+        services = Services.open(settings, url)
+        try:
+            return await body(services)
+        finally:
+            await services.close()
+
+    return asyncio.run(run())
+
+
+async def _announce(services: Services, publish: Callable[[], Awaitable[None]]) -> None:
+    try:
+        await publish()
+    except StorageUnavailable:
+        print("note: Redis not reachable; running instances apply the change at their next reload", file=sys.stderr)
+
+
+# --- commands -------------------------------------------------------------------------------------------
+
+
+def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
+    from authz.serve import serve
+
+    changes: dict[str, Any] = {}
+    if args.host:
+        changes["host"] = args.host
+    if args.port:
+        changes["port"] = args.port
+    if args.workers:
+        changes["workers"] = args.workers
+    return serve(replace(settings, **changes))
+
+
+def cmd_db_upgrade(settings: Settings, _args: argparse.Namespace) -> int:
+    from authz.bootstrap import migrate
+
+    migrate(settings)
+    print("database is up to date")
+    return 0
+
+
+def cmd_users_create(settings: Settings, args: argparse.Namespace) -> int:
+    if args.state not in USER_STATES:
+        raise CommandError(f"--state must be one of {', '.join(USER_STATES)}")
+    otp_secret = None
+    if args.otp_secret:
+        try:
+            base64.b32decode(args.otp_secret.upper() + "=" * (-len(args.otp_secret) % 8))
+        except (binascii.Error, ValueError):
+            raise CommandError("--otp-secret must be a base32 TOTP secret") from None
+        otp_secret = args.otp_secret.upper()
+
+    async def body(services: Services) -> int:
+        roles = {p.role for p in await services.permissions.list_all()}
+        if args.role not in roles:
+            raise CommandError(f"role {args.role!r} has no permissions (role.doesnt_exist); known: {', '.join(sorted(roles))}")
+        user = await services.users.create(
+            email=args.email,
+            password_digest=hash_password(args.password),
+            role=args.role,
+            state=args.state,
+            level=args.level,
+        )
+        if otp_secret:
+            encrypted = services.box.encrypt(otp_secret, context=otp_context(user.uid))
+            await services.users.update(user.uid, otp=True, otp_secret_encrypted=encrypted)
+        print(user.uid)
+        return 0
+
+    return _with_services(settings, body)
+
+
+def cmd_api_keys_create(settings: Settings, args: argparse.Namespace) -> int:
+    async def body(services: Services) -> int:
+        user = await services.users.get_by_uid(args.uid)
+        if user is None:
+            raise CommandError(f"no user with uid {args.uid}")
+        if user.state != "active":
+            raise CommandError("the key holder must be active (key_holder_account.invalid)")
+        key = await services.api_keys.create(holder_id=user.id, algorithm=args.algorithm)
+        await _announce(services, lambda: services.changes.api_key_changed(key.kid))
+        print(orjson.dumps({"kid": key.kid, "secret": key.secret, "algorithm": key.algorithm}).decode())
+        return 0
+
+    return _with_services(settings, body)
+
+
+def cmd_permissions_import(settings: Settings, args: argparse.Namespace) -> int:
+    path = Path(args.file)
+    try:
+        perms = parse_permissions(path.read_text(), source=str(path))
+    except OSError as exc:
+        raise CommandError(f"cannot read {path}: {exc.strerror}") from None
+
+    async def body(services: Services) -> int:
+        if args.replace:
+            added = await services.permissions.add_many(perms, replace=True)
+        else:
+            existing = {_identity(p) for p in await services.permissions.list_all()}
+            fresh = [p for p in perms if _identity(p) not in existing]
+            added = await services.permissions.add_many(fresh)
+        await _announce(services, services.changes.permissions_changed)
+        print(f"{'replaced with' if args.replace else 'added'} {added} permission(s)")
+        return 0
+
+    return _with_services(settings, body)
+
+
+def _identity(p: Permission) -> tuple[str, str, str, str, str | None]:
+    return (p.role, p.verb, p.path, p.action, p.topic)
+
+
+def cmd_permissions_export(settings: Settings, _args: argparse.Namespace) -> int:
+    async def body(services: Services) -> int:
+        sys.stdout.write(dump_permissions(await services.permissions.list_all()))
+        return 0
+
+    return _with_services(settings, body)
+
+
+def cmd_restrictions_add(settings: Settings, args: argparse.Namespace) -> int:
+    restriction = validate_restriction(args.category, args.scope, args.value, args.state, args.code)
+
+    async def body(services: Services) -> int:
+        row = await services.restrictions.add(restriction)
+        await _announce(services, services.changes.restrictions_changed)
+        print(row.id)
+        return 0
+
+    return _with_services(settings, body)
+
+
+def cmd_restrictions_list(settings: Settings, _args: argparse.Namespace) -> int:
+    async def body(services: Services) -> int:
+        for r in await services.restrictions.list_all():
+            print(f"{r.id}\t{r.category}\t{r.scope}\t{r.value}\t{r.code}\t{r.state}")
+        return 0
+
+    return _with_services(settings, body)
+
+
+def cmd_restrictions_remove(settings: Settings, args: argparse.Namespace) -> int:
+    async def body(services: Services) -> int:
+        if not await services.restrictions.delete(args.id):
+            raise CommandError(f"no restriction with id {args.id} (admin.restriction.doesnt_exist)")
+        await _announce(services, services.changes.restrictions_changed)
+        print(f"removed restriction {args.id}")
+        return 0
+
+    return _with_services(settings, body)
+
+
+def cmd_jwks(settings: Settings, _args: argparse.Namespace) -> int:
+    print(orjson.dumps(jwks(load_or_create(settings.jwt_private_key, settings.data_dir)), option=orjson.OPT_INDENT_2).decode())
+    return 0
+
+
+# --- parser ---------------------------------------------------------------------------------------------
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(prog="authz", description="Authorization sidecar and identity service")
+    sub = root.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the service (migrates and seeds first)")
+    serve.add_argument("--host")
+    serve.add_argument("--port", type=int)
+    serve.add_argument("--workers", type=int)
+    serve.set_defaults(func=cmd_serve)
+
+    db = sub.add_parser("db", help="database schema").add_subparsers(dest="db_command", required=True)
+    db.add_parser("upgrade", help="apply migrations").set_defaults(func=cmd_db_upgrade)
+
+    users = sub.add_parser("users", help="user accounts").add_subparsers(dest="users_command", required=True)
+    create = users.add_parser("create", help="create a user; prints the uid")
+    create.add_argument("--email", required=True)
+    create.add_argument("--password", required=True)
+    create.add_argument("--role", default="member")
+    create.add_argument("--state", default="active")
+    create.add_argument("--level", type=int, default=0)
+    create.add_argument("--otp-secret", help="base32 TOTP secret: enables 2FA")
+    create.set_defaults(func=cmd_users_create)
+
+    keys = sub.add_parser("api-keys", help="API keys").add_subparsers(dest="keys_command", required=True)
+    key_create = keys.add_parser("create", help="create a key; prints kid and secret (shown once)")
+    key_create.add_argument("--uid", required=True)
+    key_create.add_argument("--algorithm", default="HS256", choices=API_KEY_ALGORITHMS)
+    key_create.set_defaults(func=cmd_api_keys_create)
+
+    perms = sub.add_parser("permissions", help="permissions").add_subparsers(dest="perm_command", required=True)
+    imp = perms.add_parser("import", help="load permissions from a seeds.yml-shaped YAML file")
+    imp.add_argument("file")
+    imp.add_argument("--replace", action="store_true", help="delete every permission first")
+    imp.set_defaults(func=cmd_permissions_import)
+    perms.add_parser("export", help="print permissions as YAML").set_defaults(func=cmd_permissions_export)
+
+    restr = sub.add_parser("restrictions", help="restrictions").add_subparsers(dest="restr_command", required=True)
+    add = restr.add_parser("add", help="add a restriction; prints its id")
+    add.add_argument("--category", required=True)
+    add.add_argument("--scope", required=True)
+    add.add_argument("--value", required=True)
+    add.add_argument("--code", type=int)
+    add.add_argument("--state", default="enabled")
+    add.set_defaults(func=cmd_restrictions_add)
+    restr.add_parser("list", help="list restrictions").set_defaults(func=cmd_restrictions_list)
+    remove = restr.add_parser("remove", help="remove a restriction by id")
+    remove.add_argument("id", type=int)
+    remove.set_defaults(func=cmd_restrictions_remove)
+
+    sub.add_parser("jwks", help="print the public JWKS").set_defaults(func=cmd_jwks)
+    return root
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    try:
+        return int(args.func(settings, args))
+    except CommandError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except PermissionsFileError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except IdentityError as exc:
+        print(f"error: {', '.join(exc.keys)}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

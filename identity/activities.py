@@ -1,0 +1,73 @@
+"""The audit trail (``SqlActivityRepository``): user and admin activities."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import Row, select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from identity.db import activities, utcnow
+from identity.models import Activity
+from identity.storage import reading, transaction
+
+
+def _activity(row: Row[Any]) -> Activity:
+    return Activity(
+        id=row.id,
+        user_id=row.user_id,
+        target_uid=row.target_uid,
+        category=row.category,
+        user_ip=row.user_ip,
+        user_ip_country=row.user_ip_country,
+        user_agent=row.user_agent,
+        topic=row.topic,
+        action=row.action,
+        result=row.result,
+        data=row.data,
+        created_at=row.created_at,
+    )
+
+
+class SqlActivityRepository:
+    """Appends to and reads the ``activities`` table."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+
+    async def add_many(self, entries: Sequence[Activity]) -> None:
+        """Insert ``entries`` in one transaction. Entries without a user agent are dropped, as Barong does."""
+        rows = [
+            dict(
+                user_id=a.user_id,
+                target_uid=a.target_uid,
+                category=a.category,
+                user_ip=a.user_ip,
+                user_ip_country=a.user_ip_country,
+                user_agent=a.user_agent,
+                topic=a.topic,
+                action=a.action,
+                result=a.result,
+                data=a.data,
+                created_at=a.created_at or utcnow(),
+            )
+            for a in entries
+            if a.user_agent and a.user_ip
+        ]
+        if rows:
+            async with transaction(self._engine) as conn:
+                await conn.execute(activities.insert(), rows)
+
+    async def add(self, entry: Activity) -> None:
+        await self.add_many([entry])
+
+    async def list(self, *, user_id: int | None = None, category: str | None = None) -> list[Activity]:
+        query = select(activities).order_by(activities.c.id)
+        if user_id is not None:
+            query = query.where(activities.c.user_id == user_id)
+        if category is not None:
+            query = query.where(activities.c.category == category)
+        async with reading(self._engine) as conn:
+            rows = (await conn.execute(query)).all()
+        return [_activity(row) for row in rows]

@@ -1,0 +1,147 @@
+"""SQL schema (SQLAlchemy Core) and the async engine.
+
+The schema itself is created and evolved by the Alembic migrations in ``identity/migrations``; the table
+objects here are what the repositories query.  SQLite (aiosqlite) is the embedded default, PostgreSQL
+(asyncpg) the production backend.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    event,
+)
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+metadata = MetaData()
+
+# BigInteger ids that autoincrement on SQLite too (SQLite only does so for INTEGER PRIMARY KEY).
+Id = BigInteger().with_variant(Integer, "sqlite")
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _timestamps() -> list[Column]:  # type: ignore[type-arg]
+    return [
+        Column("created_at", DateTime(timezone=True), nullable=False, default=utcnow),
+        Column("updated_at", DateTime(timezone=True), nullable=False, default=utcnow, onupdate=utcnow),
+    ]
+
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("uid", String(32), nullable=False, unique=True),
+    Column("email", String(255), nullable=False, unique=True),
+    Column("username", String(32), nullable=True, unique=True),
+    Column("password_digest", String(255), nullable=False),
+    Column("role", String(64), nullable=False, default="member"),
+    Column("level", Integer, nullable=False, default=0),
+    Column("otp", Boolean, nullable=False, default=False),
+    Column("otp_secret_encrypted", Text, nullable=True),
+    Column("otp_last_step", BigInteger, nullable=True),
+    Column("state", String(32), nullable=False, default="pending"),
+    Column("referral_id", Id, ForeignKey("users.id", ondelete="SET NULL"), nullable=True),
+    Column("data", Text, nullable=True),
+    *_timestamps(),
+)
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("kid", String(255), nullable=False, unique=True),
+    Column("key_holder_account_type", String(32), nullable=False, default="User"),
+    Column("key_holder_account_id", Id, nullable=False),
+    Column("algorithm", String(16), nullable=False, default="HS256"),
+    Column("scope", Text, nullable=True),
+    Column("secret_encrypted", Text, nullable=False),
+    Column("state", String(32), nullable=False, default="active"),
+    *_timestamps(),
+    Index("ix_api_keys_holder", "key_holder_account_type", "key_holder_account_id"),
+)
+
+permissions = Table(
+    "permissions",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("role", String(64), nullable=False),
+    Column("verb", String(16), nullable=False),
+    Column("path", String(255), nullable=False),
+    Column("action", String(16), nullable=False),
+    Column("topic", String(64), nullable=True),
+    *_timestamps(),
+    Index("ix_permissions_role", "role"),
+)
+
+restrictions = Table(
+    "restrictions",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("category", String(32), nullable=False),
+    Column("scope", String(32), nullable=False),
+    Column("value", String(64), nullable=False),
+    Column("code", Integer, nullable=False),
+    Column("state", String(16), nullable=False, default="enabled"),
+    *_timestamps(),
+    UniqueConstraint("scope", "category", "value", name="uq_restrictions_scope_category_value"),
+)
+
+activities = Table(
+    "activities",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("user_id", Id, nullable=True),
+    Column("target_uid", String(32), nullable=True),
+    Column("category", String(16), nullable=False),
+    Column("user_ip", String(64), nullable=False),
+    Column("user_ip_country", String(64), nullable=True),
+    Column("user_agent", Text, nullable=False),
+    Column("topic", String(64), nullable=False),
+    Column("action", String(255), nullable=False),
+    Column("result", String(16), nullable=False),
+    Column("data", Text, nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False, default=utcnow),
+    Index("ix_activities_user_id", "user_id"),
+    Index("ix_activities_category_created_at", "category", "created_at"),
+)
+
+
+def create_engine(url: str, *, timeout: float = 3.0) -> AsyncEngine:
+    """An async engine for a ``sqlite+aiosqlite`` or ``postgresql+asyncpg`` URL."""
+    if url.startswith("sqlite"):
+        engine = create_async_engine(url, connect_args={"timeout": timeout})
+
+        @event.listens_for(engine.sync_engine, "connect")
+        def _sqlite_pragmas(dbapi_connection, _record):  # type: ignore[no-untyped-def]
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA busy_timeout=5000")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.close()
+
+        return engine
+    return create_async_engine(
+        url,
+        pool_size=5,
+        max_overflow=5,
+        pool_pre_ping=True,
+        pool_timeout=timeout,
+        connect_args={"timeout": timeout, "command_timeout": timeout * 2},
+    )

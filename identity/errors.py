@@ -1,0 +1,96 @@
+"""Domain errors of the identity service.
+
+Each error carries a Barong-style key (``identity.session.invalid_params``) and whatever data the caller
+needs (``retry_after``); the HTTP status of every class is decided in one place, the web layer's error
+table (``authz/http/errors.py``).  Domain code never imports aiohttp.
+"""
+
+from __future__ import annotations
+
+
+class IdentityError(Exception):
+    """Base of every domain error; ``keys`` are the error keys reported to the client."""
+
+    key = "identity.error"
+
+    def __init__(self, key: str | None = None) -> None:
+        self.keys = [key or self.key]
+        super().__init__(self.keys[0])
+
+
+class ValidationFailed(IdentityError):
+    """Input failed validation; every failing rule contributes a key."""
+
+    key = "validation.failed"
+
+    def __init__(self, keys: list[str] | str) -> None:
+        keys = [keys] if isinstance(keys, str) else list(keys)
+        super().__init__(keys[0] if keys else self.key)
+        self.keys = keys or [self.key]
+
+
+class InvalidCredentials(IdentityError):
+    """Unknown e-mail or wrong password (the two are not told apart)."""
+
+    key = "identity.session.invalid_params"
+
+
+class AccountNotUsable(IdentityError):
+    """Correct password, but the account's state forbids logging in."""
+
+    def __init__(self, state: str) -> None:
+        self.state = state
+        suffix = state if state in ("banned", "deleted") else "not_active"
+        super().__init__(f"identity.session.{suffix}")
+
+
+class OtpRequired(IdentityError):
+    """2FA is on and no code was given."""
+
+    key = "identity.session.missing_otp"
+
+
+class InvalidOtp(IdentityError):
+    """The 2FA code is wrong, or was already used."""
+
+    key = "identity.session.invalid_otp"
+
+
+class TooManyAttempts(IdentityError):
+    """Too many failed logins from this address or for this account."""
+
+    key = "identity.session.too_many_attempts"
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__()
+        self.retry_after = max(1, int(retry_after))
+
+
+class SessionNotFound(IdentityError):
+    """Logout without a live session."""
+
+    key = "identity.session.not_found"
+
+
+class RecordNotFound(IdentityError):
+    """A looked-up record does not exist."""
+
+    key = "record.not_found"
+
+
+class Conflict(IdentityError):
+    """A unique value is already taken."""
+
+    key = "value.taken"
+
+
+class StorageUnavailable(IdentityError):
+    """The database or Redis did not answer; nothing was written."""
+
+    key = "identity.unavailable"
+
+
+class MalformedRequest(IdentityError):
+    """The request body could not be read (invalid JSON, wrong content type, too large)."""
+
+    key = "request.malformed"

@@ -1,0 +1,35 @@
+"""JSON entities of the identity API (Barong's ``UserWithFullInfo``)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from identity.models import User
+
+
+def iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment else None
+
+
+def user_with_full_info(user: User, *, referral_uid: str | None = None, csrf_token: str | None = None) -> dict[str, Any]:
+    entity: dict[str, Any] = {
+        "email": user.email,
+        "uid": user.uid,
+        "role": user.role,
+        "level": user.level,
+        "otp": user.otp,
+        "state": user.state,
+        "referral_uid": referral_uid,
+        "data": user.data,
+        "username": user.username,
+        "labels": [],
+        "phones": [],
+        "profiles": [],
+        "data_storages": [],
+        "created_at": iso(user.created_at),
+        "updated_at": iso(user.updated_at),
+    }
+    if csrf_token is not None:
+        entity["csrf_token"] = csrf_token
+    return entity

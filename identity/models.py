@@ -1,0 +1,115 @@
+"""Plain value objects of the identity domain (no I/O).
+
+Rows come out of the repositories as these frozen dataclasses; the decision pipeline caches them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+#: User states that may log in and pass the decision endpoint (Barong: active and pending).
+USABLE_STATES = frozenset({"active", "pending"})
+
+VERBS = ("GET", "POST", "DELETE", "PUT", "HEAD", "PATCH", "ALL")
+ACTIONS = ("ACCEPT", "DROP", "AUDIT")
+
+RESTRICTION_CATEGORIES = ("whitelist", "maintenance", "blacklist", "blocklogin")  # precedence order
+RESTRICTION_SCOPES = ("all", "ip", "ip_subnet", "continent", "country")  # matching order
+RESTRICTION_STATES = ("enabled", "disabled")
+RESTRICTION_DEFAULT_CODES = {"continent": 423, "country": 423, "ip_subnet": 403, "ip": 401, "all": 401}
+MAINTENANCE_DEFAULT_CODE = 471
+
+API_KEY_ALGORITHMS = ("HS256", "HS384", "HS512")
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    """An account, as the decision pipeline and the JWT need it."""
+
+    id: int
+    uid: str
+    email: str
+    username: str | None
+    role: str
+    level: int
+    state: str
+    otp: bool
+    referral_id: int | None = None
+    data: str | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+
+    @property
+    def usable(self) -> bool:
+        return self.state in USABLE_STATES
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKey:
+    """An HMAC API key; ``secret`` is the decrypted secret (never logged, never returned after creation)."""
+
+    id: int
+    kid: str
+    algorithm: str
+    state: str
+    holder_type: str  # "User" (service accounts come later)
+    holder_id: int
+    secret: str = field(repr=False)
+    scope: tuple[str, ...] = ()
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.state == "active"
+
+
+@dataclass(frozen=True, slots=True)
+class Permission:
+    """One role × verb × path-prefix rule with its action (ACCEPT, DROP or AUDIT)."""
+
+    role: str
+    verb: str
+    path: str
+    action: str
+    topic: str | None = None
+    id: int | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Restriction:
+    """A traffic restriction: category × scope × value with the HTTP status it answers."""
+
+    category: str
+    scope: str
+    value: str
+    code: int
+    state: str = "enabled"
+    id: int | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+
+    @property
+    def enabled(self) -> bool:
+        return self.state == "enabled"
+
+
+@dataclass(frozen=True, slots=True)
+class Activity:
+    """An audit trail entry (user or admin category)."""
+
+    category: str  # user | admin
+    topic: str
+    action: str
+    result: str  # succeed | failed | denied
+    user_ip: str
+    user_agent: str
+    user_id: int | None = None
+    target_uid: str | None = None
+    user_ip_country: str | None = None
+    data: str | None = None
+    id: int | None = None
+    created_at: datetime | None = None

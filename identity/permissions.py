@@ -1,0 +1,60 @@
+"""Permissions in SQL (``SqlPermissionRepository``) and their validation (barong-behavior.md §7.1)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from sqlalchemy import Row, delete, select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from identity.db import permissions, utcnow
+from identity.models import Permission
+from identity.storage import reading, transaction
+
+
+def _permission(row: Row[Any]) -> Permission:
+    return Permission(
+        id=row.id,
+        role=row.role,
+        verb=row.verb,
+        path=row.path,
+        action=row.action,
+        topic=row.topic,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )
+
+
+class SqlPermissionRepository:
+    """Reads and writes the ``permissions`` table."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+
+    async def list_all(self) -> list[Permission]:
+        async with reading(self._engine) as conn:
+            rows = (await conn.execute(select(permissions).order_by(permissions.c.id))).all()
+        return [_permission(row) for row in rows]
+
+    async def count(self) -> int:
+        return len(await self.list_all())
+
+    async def add_many(self, perms: Iterable[Permission], *, replace: bool = False) -> int:
+        """Insert ``perms`` in one transaction (after deleting every row when ``replace``)."""
+        now = utcnow()
+        rows = [
+            dict(role=p.role, verb=p.verb, path=p.path, action=p.action, topic=p.topic, created_at=now, updated_at=now)
+            for p in perms
+        ]
+        async with transaction(self._engine) as conn:
+            if replace:
+                await conn.execute(delete(permissions))
+            if rows:
+                await conn.execute(permissions.insert(), rows)
+        return len(rows)
+
+    async def delete(self, permission_id: int) -> bool:
+        async with transaction(self._engine) as conn:
+            result = await conn.execute(delete(permissions).where(permissions.c.id == permission_id))
+        return result.rowcount == 1
