@@ -38,6 +38,8 @@ _IGNORED_EFFECT = "none"
 _CASBIN_LOGGERS = ("casbin", "casbin.policy", "casbin.enforcer", "casbin.role")
 
 _NO_AUDIT = sys.maxsize
+#: Recent (role, method, path) answers kept per compiled policy; the memo is emptied when full.
+DEFAULT_MEMO_SIZE = 16384
 #: Requests with longer paths are decided without the memo, so junk paths cannot fill memory.
 _MEMO_MAX_PATH = 512
 
@@ -114,7 +116,7 @@ class CompiledPermissions:
         self,
         index: dict[str, tuple[tuple[int, ...], dict[str, dict[str, _Flags]]]],
         roles: frozenset[str],
-        memo_size: int = 16384,
+        memo_size: int = DEFAULT_MEMO_SIZE,
     ) -> None:
         self._index = index
         self._roles = roles
@@ -122,12 +124,16 @@ class CompiledPermissions:
         self._memo_size = memo_size
 
     @classmethod
-    def from_enforcer(cls, enforcer: casbin.Enforcer, memo_size: int = 16384) -> CompiledPermissions:
+    def from_enforcer(
+        cls, enforcer: casbin.Enforcer, memo_size: int = DEFAULT_MEMO_SIZE
+    ) -> CompiledPermissions:
         """Compile ``enforcer.get_policy()`` (lines ``role, path, verb, effect, topic``)."""
         return cls.from_policy(enforcer.get_policy(), memo_size)
 
     @classmethod
-    def from_policy(cls, policy: Sequence[Sequence[str]], memo_size: int = 16384) -> CompiledPermissions:
+    def from_policy(
+        cls, policy: Sequence[Sequence[str]], memo_size: int = DEFAULT_MEMO_SIZE
+    ) -> CompiledPermissions:
         """Compile policy lines ``role, path, verb, effect, topic`` given in table order."""
         raw: dict[str, dict[str, dict[str, _Flags]]] = {}
         audited: dict[str, PermissionVerdict] = {}
@@ -196,6 +202,8 @@ class CompiledPermissions:
             flags = by_verb.get(method) or by_verb.get(ALL_VERBS)
             if flags is None:
                 continue
+            if flags[1]:
+                return DENIED
             if flags[0]:
                 accept = True
             if flags[2] < audit_position:
@@ -231,6 +239,7 @@ def reference_decide(enforcer: casbin.Enforcer, role: str, method: str, path: st
 __all__ = [
     "ALLOWED",
     "ALLOWED_AUDITED",
+    "DEFAULT_MEMO_SIZE",
     "DEFAULT_MODEL_PATH",
     "DENIED",
     "EFFECTS",

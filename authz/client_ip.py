@@ -51,11 +51,26 @@ def _is_port(suffix: str) -> bool:
     return suffix.startswith(":") and suffix[1:].isdigit()
 
 
-@lru_cache(maxsize=16)
-def _compile(trusted: tuple[Network, ...]) -> _Compiled:
+def _compile(trusted: Sequence[Network]) -> _Compiled:
     v4 = tuple((int(n.netmask), int(n.network_address)) for n in trusted if n.version == 4)
     v6 = tuple((int(n.netmask), int(n.network_address)) for n in trusted if n.version == 6)
     return v4, v6
+
+
+#: The last tuple of trusted networks seen, by identity, with its compiled form.  Every request passes
+#: the same settings tuple; hashing the networks for an lru_cache would cost more than the whole check.
+_last_compiled: tuple[tuple[Network, ...], _Compiled] = ((), ((), ()))
+
+
+def _compiled(trusted: Sequence[Network]) -> _Compiled:
+    global _last_compiled
+    last_trusted, compiled = _last_compiled
+    if trusted is last_trusted:
+        return compiled
+    compiled = _compile(trusted)
+    if isinstance(trusted, tuple):  # only an immutable sequence may be remembered by identity
+        _last_compiled = (trusted, compiled)
+    return compiled
 
 
 def _is_trusted(parsed: _Parsed, compiled: _Compiled) -> bool:
@@ -84,7 +99,7 @@ def client_ip(peer: str | None, headers: Mapping[str, str], trusted: Sequence[Ne
     peer_parsed = _parse(peer.strip()) if peer else None
     if peer_parsed is None:
         return UNKNOWN_PEER
-    compiled = _compile(trusted if isinstance(trusted, tuple) else tuple(trusted))
+    compiled = _compiled(trusted)
     if not _is_trusted(peer_parsed, compiled):
         return peer_parsed[2]
 

@@ -14,22 +14,21 @@ returned as such: the caller exempts that client from everything else.
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import ClassVar
+from typing import ClassVar, TypeVar
 
 import casbin  # type: ignore[import-untyped]  # pycasbin ships no type hints
 
 from authz.geoip import GeoLocation
-from authz.settings import Settings
+from authz.settings import Network, Settings
 from identity.models import RESTRICTION_CATEGORIES, RESTRICTION_SCOPES, Restriction
 
 MODEL_FILE = "restrictions_model.conf"
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
-Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,12 +44,8 @@ class RestrictionMatch:
 # --- value parsing, shared by the Casbin matcher function and the compiled indexes ---------------------
 
 
-@lru_cache(maxsize=65536)
 def _address(text: str) -> Address | None:
-    """``text`` as an address, IPv4-mapped IPv6 as IPv4 and without an IPv6 zone; ``None`` if invalid.
-
-    Cached because the hot path parses the client of every request and clients repeat.
-    """
+    """``text`` as an address, IPv4-mapped IPv6 as IPv4 and without an IPv6 zone; ``None`` if invalid."""
     try:
         address = ipaddress.ip_address(text.strip())
     except ValueError:
@@ -63,7 +58,6 @@ def _address(text: str) -> Address | None:
     return address
 
 
-@lru_cache(maxsize=4096)
 def _network(text: str) -> Network | None:
     try:
         return ipaddress.ip_network(text.strip(), strict=False)
@@ -139,7 +133,7 @@ def build_restriction_enforcer(
     return enforcer
 
 
-def _match_from_line(line: list[str]) -> RestrictionMatch:
+def _match_from_line(line: Sequence[str]) -> RestrictionMatch:
     category, scope, _value, code, rid = line[:5]
     return RestrictionMatch(category, scope, int(code), int(rid) if rid else None)
 
@@ -162,89 +156,113 @@ def reference_match(enforcer: casbin.Enforcer, ip: str, location: GeoLocation) -
 
 # --- the hot-path form ---------------------------------------------------------------------------------
 
-#: (policy position, match): the position decides between hits of one scope found in different indexes.
+_K = TypeVar("_K")
+
+#: (policy position, match): the position decides between hits of one scope found under different keys.
 _Entry = tuple[int, RestrictionMatch]
+#: One slot per category, in precedence order: a client's hits in every category come from one lookup.
+_Slots = tuple[_Entry | None, ...]
+
+_RANK = {category: rank for rank, category in enumerate(RESTRICTION_CATEGORIES)}
+_WIDTH = len(RESTRICTION_CATEGORIES)
 
 
-@dataclass(slots=True)
-class _CategoryIndex:
-    """The restrictions of one category, indexed by scope."""
+@lru_cache(maxsize=65536)
+def _key(ip: str) -> tuple[int, int] | None:
+    """(version, address as int) of the client: the key of the ip index and the input of subnet masks.
 
-    all: RestrictionMatch | None = None
-    ips: dict[tuple[int, int], RestrictionMatch] = field(default_factory=dict)  # (version, int) → first
-    # per IP version: one (netmask, {network int: entry}) table per prefix length in use
-    subnets: dict[int, tuple[tuple[int, dict[int, _Entry]], ...]] = field(default_factory=dict)
-    continents: dict[str, _Entry] = field(default_factory=dict)  # lowercased value → first
-    countries: dict[str, _Entry] = field(default_factory=dict)
-
-    @property
-    def empty(self) -> bool:
-        return self.all is None and not (self.ips or self.subnets or self.continents or self.countries)
+    Cached because the hot path parses the client of every request and clients repeat.
+    """
+    address = _address(ip)
+    return (address.version, int(address)) if address is not None else None
 
 
-def _place(index: dict[str, _Entry], code: str | None, name: str | None) -> RestrictionMatch | None:
+def _first(slot: list[_Entry | None], rank: int, entry: _Entry) -> None:
+    if slot[rank] is None:
+        slot[rank] = entry
+
+
+def _freeze(index: dict[_K, list[_Entry | None]]) -> dict[_K, _Slots]:
+    return {key: tuple(slots) for key, slots in index.items()}
+
+
+def _places(index: dict[str, _Slots], code: str | None, name: str | None) -> tuple[_Slots, ...] | None:
     if not index:
         return None
     by_code = index.get(code.lower()) if code else None
     by_name = index.get(name.lower()) if name else None
-    if by_name is None or (by_code is not None and by_code[0] < by_name[0]):
-        return by_code[1] if by_code is not None else None
-    return by_name[1]
+    if by_code is None:
+        return None if by_name is None else (by_name,)
+    return (by_code,) if by_name is None or by_name is by_code else (by_code, by_name)
+
+
+def _earliest(hits: Sequence[_Slots], rank: int) -> RestrictionMatch | None:
+    best: _Entry | None = None
+    for slots in hits:
+        entry = slots[rank]
+        if entry is not None and (best is None or entry[0] < best[0]):
+            best = entry
+    return best[1] if best is not None else None
 
 
 class CompiledRestrictions:
     """Restriction policy lines compiled into hash indexes: :meth:`match` costs the same for 10 or 10,000.
 
-    Built from a Casbin enforcer's policy (:meth:`from_enforcer`); immutable, so a new policy means a new
-    instance swapped in whole.
+    Every index maps a key (address, network, lowercased place) to one slot per category, so a request
+    costs one probe per index (per prefix length in use for subnets) whatever the number of rows.  Built
+    from a Casbin enforcer's policy (:meth:`from_enforcer`); immutable: a new policy means a new instance.
     """
 
     EMPTY: ClassVar[CompiledRestrictions]
 
-    __slots__ = ("_categories", "_size")
+    __slots__ = ("_all", "_first_all", "_ips", "_subnets", "_continents", "_countries", "_size")
 
-    def __init__(self, lines: Iterable[list[str]]) -> None:
-        indexes = {category: _CategoryIndex() for category in RESTRICTION_CATEGORIES}
-        grouped: dict[str, dict[tuple[int, int], dict[int, _Entry]]] = {c: {} for c in RESTRICTION_CATEGORIES}
+    def __init__(self, lines: Iterable[Sequence[str]]) -> None:
+        everyone: list[_Entry | None] = [None] * _WIDTH
+        ips: dict[tuple[int, int], list[_Entry | None]] = {}
+        networks: dict[tuple[int, int], dict[int, list[_Entry | None]]] = {}  # (version, prefix) → table
+        continents: dict[str, list[_Entry | None]] = {}
+        countries: dict[str, list[_Entry | None]] = {}
         size = 0
         for position, line in enumerate(lines):
             category, scope, value = line[0], line[1], line[2]
-            index = indexes.get(category)
-            if index is None or scope not in RESTRICTION_SCOPES:
+            rank = _RANK.get(category)
+            if rank is None or scope not in RESTRICTION_SCOPES:
                 continue
-            match = _match_from_line(line)
             size += 1
+            entry = (position, _match_from_line(line))
             if scope == "all":
-                if index.all is None:
-                    index.all = match
+                _first(everyone, rank, entry)
             elif scope == "ip":
-                address = _address(value)
+                address = _address(value)  # not _key: restriction values would crowd clients out of its cache
                 if address is not None:
-                    index.ips.setdefault((address.version, int(address)), match)
+                    _first(ips.setdefault((address.version, int(address)), [None] * _WIDTH), rank, entry)
             elif scope == "ip_subnet":
                 network = _network(value)
                 if network is not None:
-                    table = grouped[category].setdefault((network.version, network.prefixlen), {})
-                    table.setdefault(int(network.network_address), (position, match))
-            else:
-                key = value.strip().lower()
-                if key:
-                    places = index.continents if scope == "continent" else index.countries
-                    places.setdefault(key, (position, match))
-        for category, tables in grouped.items():
-            for version in (4, 6):
-                width = 32 if version == 4 else 128
-                found = tuple(
-                    (((1 << width) - 1) ^ ((1 << (width - prefix)) - 1), table)
-                    for (v, prefix), table in sorted(tables.items(), reverse=True)
-                    if v == version
-                )
-                if found:
-                    indexes[category].subnets[version] = found
-        # Only the categories that hold something are walked per request, in precedence order.
-        self._categories = tuple(
-            (category, indexes[category]) for category in RESTRICTION_CATEGORIES if not indexes[category].empty
-        )
+                    table = networks.setdefault((network.version, network.prefixlen), {})
+                    _first(table.setdefault(int(network.network_address), [None] * _WIDTH), rank, entry)
+            elif place := value.strip().lower():
+                places = continents if scope == "continent" else countries
+                _first(places.setdefault(place, [None] * _WIDTH), rank, entry)
+
+        self._all = tuple(e[1] if e is not None else None for e in everyone)
+        #: The answer when nothing but "all" can match: the first category holding an "all" row.
+        self._first_all = next((match for match in self._all if match is not None), None)
+        self._ips: dict[tuple[int, int], tuple[RestrictionMatch | None, ...]] = {
+            key: tuple(e[1] if e is not None else None for e in slots) for key, slots in ips.items()
+        }
+        self._subnets: dict[int, tuple[tuple[int, dict[int, _Slots]], ...]] = {}
+        for version, width in ((4, 32), (6, 128)):
+            tables = tuple(
+                (((1 << width) - 1) ^ ((1 << (width - prefix)) - 1), _freeze(table))
+                for (v, prefix), table in sorted(networks.items(), reverse=True)
+                if v == version
+            )
+            if tables:
+                self._subnets[version] = tables
+        self._continents = _freeze(continents)
+        self._countries = _freeze(countries)
         self._size = size
 
     @classmethod
@@ -254,42 +272,49 @@ class CompiledRestrictions:
 
     @property
     def is_empty(self) -> bool:
-        return not self._categories
+        return self._size == 0
+
+    @property
+    def uses_location(self) -> bool:
+        """Whether any continent or country row exists: without one, callers may skip the GeoIP lookup."""
+        return bool(self._continents or self._countries)
 
     def __len__(self) -> int:
         return self._size
 
     def match(self, ip: str, location: GeoLocation) -> RestrictionMatch | None:
-        """The restriction that applies to ``ip`` at ``location`` (the same answer as :func:`reference_match`)."""
-        parsed: tuple[int, int] | None = None
-        unparsed = True
-        for _category, index in self._categories:
-            if index.all is not None:
-                return index.all
-            if index.ips or index.subnets:
-                if unparsed:
-                    address = _address(ip)
-                    parsed = (address.version, int(address)) if address is not None else None
-                    unparsed = False
-                if parsed is not None:
-                    hit = index.ips.get(parsed)
-                    if hit is not None:
-                        return hit
-                    tables = index.subnets.get(parsed[0])
-                    if tables is not None:
-                        value = parsed[1]
-                        # One probe per prefix length in use; the earliest line among the hits wins.
-                        best: _Entry | None = None
-                        for mask, table in tables:
-                            entry = table.get(value & mask)
-                            if entry is not None and best is None:
-                                best = entry
-                        if best is not None:
-                            return best[1]
-            hit = _place(index.continents, location.continent_code, location.continent_name)
-            if hit is not None:
-                return hit
-            hit = _place(index.countries, location.country_code, location.country_name)
+        """The restriction for ``ip`` at ``location``: the same answer as :func:`reference_match`."""
+        ip_hits: tuple[RestrictionMatch | None, ...] | None = None
+        subnet_hits: list[_Slots] | None = None
+        if self._ips or self._subnets:
+            key = _key(ip)
+            if key is not None:
+                ip_hits = self._ips.get(key)
+                tables = self._subnets.get(key[0])
+                if tables is not None:
+                    value = key[1]
+                    for mask, table in tables:
+                        slots = table.get(value & mask)
+                        if slots is not None:
+                            if subnet_hits is None:
+                                subnet_hits = [slots]
+                            else:
+                                subnet_hits.append(slots)
+        continent_hits = _places(self._continents, location.continent_code, location.continent_name)
+        country_hits = _places(self._countries, location.country_code, location.country_name)
+        if ip_hits is None and subnet_hits is None and continent_hits is None and country_hits is None:
+            return self._first_all  # the common case: this client is named by no restriction
+
+        for rank in range(_WIDTH):
+            hit = self._all[rank]
+            if hit is None and ip_hits is not None:
+                hit = ip_hits[rank]
+            if hit is None and subnet_hits is not None:
+                hit = _earliest(subnet_hits, rank)
+            if hit is None and continent_hits is not None:
+                hit = _earliest(continent_hits, rank)
+            if hit is None and country_hits is not None:
+                hit = _earliest(country_hits, rank)
             if hit is not None:
                 return hit
         return None

@@ -1,8 +1,8 @@
 """Shared fixtures: real PostgreSQL, SQLite and Redis, a controllable clock, and the running app.
 
 Storage tests are parametrised over ``sqlite`` and ``postgresql``. PostgreSQL is the machine's
-(127.0.0.1:5432, database ``test``; tables rebuilt once per run, truncated per test); Redis is the
-machine's (127.0.0.1:6379, a dedicated DB number, flushed per test, a fresh key namespace per test).
+(127.0.0.1:5432: a database of the run's own, created through ``test``, truncated per test); Redis is the
+machine's (127.0.0.1:6379, a dedicated DB number, a fresh key namespace per test, deleted after it).
 """
 
 from __future__ import annotations
@@ -56,18 +56,26 @@ def _pg_async(url: str) -> str:
     return url.replace("postgresql://", "postgresql+asyncpg://", 1)
 
 
-async def _reset_postgres() -> None:
+async def _admin(statement: str) -> None:
     engine = create_engine(_pg_async(POSTGRES_URL))
-    async with engine.begin() as conn:
-        await conn.execute(text("DROP TABLE IF EXISTS " + ", ".join((*TABLES, "alembic_version")) + " CASCADE"))
+    async with engine.connect() as conn:
+        await conn.execution_options(isolation_level="AUTOCOMMIT")
+        await conn.execute(text(statement))
     await engine.dispose()
 
 
 @pytest.fixture(scope="session")
-def postgres_ready() -> str:
-    asyncio.run(_reset_postgres())
-    upgrade(_pg_async(POSTGRES_URL))
-    return POSTGRES_URL
+def postgres_ready() -> Iterator[str]:
+    """A database of this test run's own (created from the ``test`` connection, dropped at the end).
+
+    Concurrent runs on one machine (developers, CI) never see each other's tables.
+    """
+    name = f"authz_test_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+    asyncio.run(_admin(f"CREATE DATABASE {name}"))
+    url = POSTGRES_URL.rsplit("/", 1)[0] + "/" + name
+    upgrade(_pg_async(url))
+    yield url
+    asyncio.run(_admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
 
 
 @pytest.fixture(scope="session")
@@ -103,11 +111,8 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
 
 
 @pytest.fixture
-def redis_url() -> Iterator[str]:
-    client = redis_sync.Redis.from_url(REDIS_URL)
-    client.flushdb()
-    client.close()
-    yield REDIS_URL
+def redis_url() -> str:
+    return REDIS_URL
 
 
 @pytest.fixture
@@ -116,16 +121,24 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture
-def settings(tmp_path: Path, database_url: str, redis_url: str, geoip_db: Path) -> Settings:
-    return load_settings(
+def settings(tmp_path: Path, database_url: str, redis_url: str, geoip_db: Path) -> Iterator[Settings]:
+    """Settings of one test. Its Redis keys live under a namespace of its own, deleted afterwards
+    (no FLUSHDB: concurrent test runs share the Redis DB)."""
+    namespace = f"t{uuid.uuid4().hex[:12]}"
+    yield load_settings(
         env={},
         data_dir=tmp_path / "data",
         database_url=database_url,
         redis_url=redis_url,
-        redis_namespace=f"t{uuid.uuid4().hex[:12]}",
+        redis_namespace=namespace,
         session_cookie_secure=False,
         geoip_db=geoip_db,
     )
+    client = redis_sync.Redis.from_url(redis_url)
+    keys = list(client.scan_iter(f"{namespace}:*", count=1000))
+    if keys:
+        client.delete(*keys)
+    client.close()
 
 
 @pytest.fixture

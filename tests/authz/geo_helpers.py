@@ -25,7 +25,7 @@ TEST_LOCATIONS: dict[str, GeoLocation] = {
 
 
 def geolite2_record(location: GeoLocation, *, country_key: str = "country") -> dict[str, Any]:
-    """The GeoLite2 record shape for ``location`` (``country_key="registered_country"`` to omit ``country``)."""
+    """The GeoLite2 record for ``location``; ``country_key="registered_country"`` leaves ``country`` out."""
     return {
         "continent": {"code": location.continent_code, "names": {"en": location.continent_name}},
         country_key: {"iso_code": location.country_code, "names": {"en": location.country_name}},
@@ -36,7 +36,9 @@ def write_test_mmdb(path: Path, records: Mapping[str, Mapping[str, Any]] | None 
     """Write an IPv6 (IPv4-compatible) ``.mmdb`` at ``path``; default content is :data:`TEST_LOCATIONS`."""
     if records is None:
         records = {network: geolite2_record(location) for network, location in TEST_LOCATIONS.items()}
-    writer = MMDBWriter(ip_version=6, ipv4_compatible=True, database_type="GeoLite2-Country", languages=["en"])
+    writer = MMDBWriter(
+        ip_version=6, ipv4_compatible=True, database_type="GeoLite2-Country", languages=["en"]
+    )
     for network, record in records.items():
         writer.insert_network(IPSet([network]), dict(record))
     writer.to_db_file(str(path))

@@ -108,53 +108,53 @@ def test_default_policy_roles(default_compiled):
     }  # fmt: skip
 
 
-def P(role: str, verb: str, path: str, action: str, topic: str | None = None, id: int | None = None):
+def perm(role: str, verb: str, path: str, action: str, topic: str | None = None, id: int | None = None):
     return Permission(role=role, verb=verb, path=path, action=action, topic=topic, id=id)
 
 
 # (rows, (role, method, path), verdict) on small tables: Barong's §2.6 rules one by one.
 SEMANTICS_CASES = [
     pytest.param([], ("r", "GET", "a"), DENIED, id="empty-table-denies"),
-    pytest.param([P("r", "ALL", "a", "ACCEPT")], ("r", "DELETE", "a/b"), ALLOWED, id="all-matches-any-verb"),
-    pytest.param([P("r", "GET", "a", "ACCEPT")], ("r", "POST", "a"), DENIED, id="verb-must-match"),
-    pytest.param([P("r", "GET", "a", "ACCEPT")], ("q", "GET", "a"), DENIED, id="role-must-match"),
-    pytest.param([P("r", "GET", "", "ACCEPT")], ("r", "GET", "anything"), ALLOWED, id="empty-prefix"),
-    pytest.param([P("r", "GET", "a/b", "ACCEPT")], ("r", "GET", "a"), DENIED, id="prefix-longer-than-path"),
-    pytest.param([P("r", "GET", "/a", "ACCEPT")], ("r", "GET", "a"), DENIED, id="stored-leading-slash"),
+    pytest.param([perm("r", "ALL", "a", "ACCEPT")], ("r", "DELETE", "a/b"), ALLOWED, id="all-matches-any"),
+    pytest.param([perm("r", "GET", "a", "ACCEPT")], ("r", "POST", "a"), DENIED, id="verb-must-match"),
+    pytest.param([perm("r", "GET", "a", "ACCEPT")], ("q", "GET", "a"), DENIED, id="role-must-match"),
+    pytest.param([perm("r", "GET", "", "ACCEPT")], ("r", "GET", "anything"), ALLOWED, id="empty-prefix"),
+    pytest.param([perm("r", "GET", "a/b", "ACCEPT")], ("r", "GET", "a"), DENIED, id="prefix-too-long"),
+    pytest.param([perm("r", "GET", "/a", "ACCEPT")], ("r", "GET", "a"), DENIED, id="stored-leading-slash"),
     pytest.param(
-        [P("r", "ALL", "a", "ACCEPT"), P("r", "GET", "a/b", "DROP")], ("r", "GET", "a/b/c"), DENIED,
+        [perm("r", "ALL", "a", "ACCEPT"), perm("r", "GET", "a/b", "DROP")], ("r", "GET", "a/b/c"), DENIED,
         id="drop-beats-accept",
     ),
     pytest.param(
-        [P("r", "GET", "a/b", "DROP"), P("r", "ALL", "a", "ACCEPT")], ("r", "POST", "a/b"), ALLOWED,
+        [perm("r", "GET", "a/b", "DROP"), perm("r", "ALL", "a", "ACCEPT")], ("r", "POST", "a/b"), ALLOWED,
         id="drop-of-another-verb",
     ),
-    pytest.param([P("r", "ALL", "a", "AUDIT", "t")], ("r", "GET", "a"), DENIED, id="audit-alone-denies"),
+    pytest.param([perm("r", "ALL", "a", "AUDIT", "t")], ("r", "GET", "a"), DENIED, id="audit-alone-denies"),
     pytest.param(
-        [P("r", "ALL", "a", "AUDIT", "t"), P("r", "ALL", "a", "ACCEPT")], ("r", "GET", "a"),
+        [perm("r", "ALL", "a", "AUDIT", "t"), perm("r", "ALL", "a", "ACCEPT")], ("r", "GET", "a"),
         PermissionVerdict(True, True, "t"), id="accept-and-audit",
     ),
     pytest.param(
-        [P("r", "ALL", "a", "ACCEPT"), P("r", "ALL", "a", "AUDIT", "t"), P("r", "ALL", "a", "DROP")],
+        [perm("r", "ALL", "a", "ACCEPT"), perm("r", "ALL", "a", "AUDIT", "t"), perm("r", "ALL", "a", "DROP")],
         ("r", "GET", "a"), DENIED, id="drop-beats-audit",
     ),
     pytest.param(
-        [P("r", "ALL", "a", "ACCEPT"), P("r", "GET", "a/b", "AUDIT", "late", id=9),
-         P("r", "ALL", "a", "AUDIT", "early", id=3)],
+        [perm("r", "ALL", "a", "ACCEPT"), perm("r", "GET", "a/b", "AUDIT", "late", id=9),
+         perm("r", "ALL", "a", "AUDIT", "early", id=3)],
         ("r", "GET", "a/b"), PermissionVerdict(True, True, "early"), id="first-audit-by-id",
     ),
     pytest.param(
-        [P("r", "ALL", "a", "ACCEPT"), P("r", "ALL", "a/b", "AUDIT", None, id=1),
-         P("r", "ALL", "a", "AUDIT", "t", id=2)],
+        [perm("r", "ALL", "a", "ACCEPT"), perm("r", "ALL", "a/b", "AUDIT", None, id=1),
+         perm("r", "ALL", "a", "AUDIT", "t", id=2)],
         ("r", "GET", "a/b"), ALLOWED_AUDITED, id="first-audit-without-topic",
     ),
     pytest.param(
-        [P("r", "ALL", "a", "ACCEPT"), P("r", "ALL", "a", "BOGUS")], ("r", "GET", "a"), ALLOWED,
+        [perm("r", "ALL", "a", "ACCEPT"), perm("r", "ALL", "a", "BOGUS")], ("r", "GET", "a"), ALLOWED,
         id="unknown-action-ignored",
     ),
-    pytest.param([P("r", "ALL", "a", "BOGUS")], ("r", "GET", "a"), DENIED, id="unknown-action-alone"),
+    pytest.param([perm("r", "ALL", "a", "BOGUS")], ("r", "GET", "a"), DENIED, id="unknown-action-alone"),
     pytest.param(
-        [P("r", "ALL", 'a,"b" \\c', "ACCEPT")], ("r", "GET", 'a,"b" \\c/d'), ALLOWED, id="odd-characters",
+        [perm("r", "ALL", 'a,"b" \\c', "ACCEPT")], ("r", "GET", 'a,"b" \\c/d'), ALLOWED, id="odd-characters",
     ),
 ]
 
@@ -167,12 +167,14 @@ def test_barong_semantics(rows, request_, verdict):
 
 
 def test_roles_lists_roles_with_any_row():
-    _, compiled = compile_rows(P("a", "GET", "x", "ACCEPT"), P("b", "GET", "x", "AUDIT"), P("c", "GET", "x", "ZZ"))
+    _, compiled = compile_rows(
+        perm("a", "GET", "x", "ACCEPT"), perm("b", "GET", "x", "AUDIT"), perm("c", "GET", "x", "ZZ")
+    )
     assert compiled.roles == {"a", "b", "c"}
 
 
 def test_memo_returns_the_same_answer():
-    _, compiled = compile_rows(P("r", "ALL", "a", "ACCEPT"), P("r", "POST", "a", "AUDIT", "t"))
+    _, compiled = compile_rows(perm("r", "ALL", "a", "ACCEPT"), perm("r", "POST", "a", "AUDIT", "t"))
     first = compiled.decide("r", "POST", "a/b")
     assert first == PermissionVerdict(True, True, "t")
     assert compiled.decide("r", "POST", "a/b") is first
@@ -180,15 +182,15 @@ def test_memo_returns_the_same_answer():
 
 
 def test_a_new_compile_reflects_policy_changes():
-    _, before = compile_rows(P("r", "ALL", "a", "ACCEPT"))
+    _, before = compile_rows(perm("r", "ALL", "a", "ACCEPT"))
     assert before.decide("r", "GET", "a/b") == ALLOWED
-    _, after = compile_rows(P("r", "ALL", "a", "ACCEPT"), P("r", "GET", "a/b", "DROP"))
+    _, after = compile_rows(perm("r", "ALL", "a", "ACCEPT"), perm("r", "GET", "a/b", "DROP"))
     assert after.decide("r", "GET", "a/b") == DENIED
     assert before.decide("r", "GET", "a/b") == ALLOWED  # a compiled policy never changes
 
 
 def test_a_full_memo_keeps_answering_correctly():
-    enforcer = build_permission_enforcer([P("r", "ALL", "a", "ACCEPT"), P("r", "ALL", "a/x", "DROP")])
+    enforcer = build_permission_enforcer([perm("r", "ALL", "a", "ACCEPT"), perm("r", "ALL", "a/x", "DROP")])
     compiled = CompiledPermissions.from_enforcer(enforcer, memo_size=2)
     for _ in range(3):
         for path, verdict in (("a/1", ALLOWED), ("a/x1", DENIED), ("a/2", ALLOWED), ("b", DENIED)):
@@ -196,7 +198,7 @@ def test_a_full_memo_keeps_answering_correctly():
 
 
 def test_long_paths_are_decided_without_the_memo():
-    _, compiled = compile_rows(P("r", "ALL", "a", "ACCEPT"))
+    _, compiled = compile_rows(perm("r", "ALL", "a", "ACCEPT"))
     long_path = "a/" + "x" * 10_000
     assert compiled.decide("r", "GET", long_path) == ALLOWED
     assert compiled.decide("r", "GET", long_path) == ALLOWED

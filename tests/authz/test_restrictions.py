@@ -20,7 +20,6 @@ from identity.models import (
     MAINTENANCE_DEFAULT_CODE,
     RESTRICTION_CATEGORIES,
     RESTRICTION_DEFAULT_CODES,
-    RESTRICTION_SCOPES,
     Restriction,
 )
 
@@ -32,7 +31,9 @@ BRAZIL = GeoLocation("BR", "Brazil", "SA", "South America")
 UKRAINE = GeoLocation("UA", "Ukraine", "EU", "Europe")
 
 
-def row(category: str, scope: str, value: str, id: int | None = None, code: int | None = None, **kw: str) -> Restriction:
+def row(
+    category: str, scope: str, value: str, id: int | None = None, code: int | None = None, **kw: str
+) -> Restriction:
     """A restriction with the repository's default code for its category and scope."""
     if code is None:
         code = MAINTENANCE_DEFAULT_CODE if category == "maintenance" else RESTRICTION_DEFAULT_CODES[scope]
@@ -96,7 +97,10 @@ def test_lowest_id_wins_within_a_scope_whatever_the_input_order() -> None:
 
 
 def test_lowest_id_wins_between_code_and_name_of_one_place() -> None:
-    rows = [row("blacklist", "country", "japan", id=4, code=404), row("blacklist", "country", "JP", id=7, code=407)]
+    rows = [
+        row("blacklist", "country", "japan", id=4, code=404),
+        row("blacklist", "country", "JP", id=7, code=407),
+    ]
     assert match(rows, "133.1.1.1", JAPAN) == hit("blacklist", "country", 4, 404)
 
 
@@ -219,7 +223,7 @@ SEED_CASES = [
     ("South America by code", (3, 4, 5, 6), "200.160.2.3", BRAZIL, hit("blacklist", "continent", 6, 436)),
     ("elsewhere", (3, 4, 5, 6), "81.2.69.160", UK, None),
     ("maintenance catches everyone", (1, 2, 3, 4, 5, 6), "164.116.47.255", USA, hit("maintenance", "all", 2)),
-    ("whitelisted Ukraine skips maintenance", (1, 2, 3, 4, 5, 6), "31.43.0.1", UKRAINE, hit("whitelist", "country", 1)),
+    ("Ukraine whitelisted", (1, 2, 3, 4, 5, 6), "31.43.0.1", UKRAINE, hit("whitelist", "country", 1)),
 ]
 
 
@@ -240,20 +244,32 @@ def test_empty_restrictions_match_nothing() -> None:
     assert CompiledRestrictions.EMPTY.match("1.2.3.4", UK) is None
     compiled = CompiledRestrictions.from_enforcer(build_restriction_enforcer([]))
     assert compiled.is_empty and len(compiled) == 0
-    assert not CompiledRestrictions.from_enforcer(build_restriction_enforcer([row("blocklogin", "all", "")])).is_empty
+    one = CompiledRestrictions.from_enforcer(build_restriction_enforcer([row("blocklogin", "all", "")]))
+    assert not one.is_empty and len(one) == 1
+
+
+@pytest.mark.parametrize(
+    ("scope", "value", "uses_location"),
+    [("all", "all", False), ("ip", "1.2.3.4", False), ("ip_subnet", "::/0", False),
+     ("continent", "EU", True), ("country", "Japan", True)],
+)  # fmt: skip
+def test_only_geo_rows_need_a_location(scope: str, value: str, uses_location: bool) -> None:
+    enforcer = build_restriction_enforcer([row("blacklist", scope, value)])
+    assert CompiledRestrictions.from_enforcer(enforcer).uses_location is uses_location
 
 
 def test_model_path_may_be_given() -> None:
-    enforcer = build_restriction_enforcer(
-        [row("blacklist", "ip", "1.2.3.4", id=1)], model_path=PROJECT_ROOT / "policies" / "restrictions_model.conf"
-    )
+    model = PROJECT_ROOT / "policies" / "restrictions_model.conf"
+    enforcer = build_restriction_enforcer([row("blacklist", "ip", "1.2.3.4", id=1)], model_path=model)
     assert reference_match(enforcer, "1.2.3.4", NOWHERE) == hit("blacklist", "ip", 1)
 
 
 def test_ten_thousand_restrictions() -> None:
     rows = [row("blacklist", "ip", f"10.{n >> 8}.{n & 255}.1", id=n + 100) for n in range(8000)]
-    rows += [row("blacklist", "ip_subnet", f"172.{16 + (n >> 8)}.{n & 255}.0/24", id=n + 20000) for n in range(1993)]
-    rows += [row("blocklogin", "country", "Japan", id=5), row("maintenance", "ip_subnet", "2001:db8::/32", id=7)]
+    subnets = (f"172.{16 + (n >> 8)}.{n & 255}.0/24" for n in range(1993))
+    rows += [row("blacklist", "ip_subnet", subnet, id=n + 20_000) for n, subnet in enumerate(subnets)]
+    rows += [row("blocklogin", "country", "Japan", id=5)]
+    rows += [row("maintenance", "ip_subnet", "2001:db8::/32", id=7)]
     rows += [row("blacklist", "ip_subnet", "10.0.0.0/8", id=99_999, code=499)]
     rows += [row("whitelist", "ip", f"10.{n}.0.1", id=n + 1) for n in range(4)]
     rows += [row("maintenance", "all", "x", id=1000, state="disabled")]
@@ -261,7 +277,7 @@ def test_ten_thousand_restrictions() -> None:
     assert len(compiled) == 10_000
     assert compiled.match("10.31.63.1", NOWHERE) == hit("blacklist", "ip", 31 * 256 + 63 + 100)
     assert compiled.match("10.31.63.2", NOWHERE) == hit("blacklist", "ip_subnet", 99_999, 499)
-    assert compiled.match("172.20.3.9", NOWHERE) == hit("blacklist", "ip_subnet", 4 * 256 + 3 + 20000)
+    assert compiled.match("172.20.3.9", NOWHERE) == hit("blacklist", "ip_subnet", 4 * 256 + 3 + 20_000)
     assert compiled.match("10.2.0.1", JAPAN) == hit("whitelist", "ip", 3)
     assert compiled.match("2001:db8::1", JAPAN) == hit("maintenance", "ip_subnet", 7)
     assert compiled.match("203.0.113.1", JAPAN) == hit("blocklogin", "country", 5)
@@ -269,17 +285,21 @@ def test_ten_thousand_restrictions() -> None:
 
 
 # --- property: the compiled form answers as Casbin does ------------------------------------------------
+# Values come from a small universe so that several restrictions of one category often hit the same
+# client: that is where scope order and policy order decide, and where a wrong index would show.
 
 IPS = [
-    "10.0.0.1", "10.0.0.2", "10.0.1.1", "10.1.0.1", "192.0.2.1", "81.2.69.160",
+    "10.0.0.1", "10.0.0.2", "10.0.1.1", "10.1.0.1", "192.0.2.1",
     "2001:db8::1", "2001:db8::2", "2001:db8:1::1", "2001:db8:1:2::1", "::ffff:10.0.0.1",
 ]  # fmt: skip
 SUBNETS = [
     "10.0.0.0/24", "10.0.0.0/16", "10.0.0.0/8", "10.0.0.1/32", "10.0.0.7/24", "10.0.1.0/24", "0.0.0.0/0",
     "2001:db8::/32", "2001:db8::/64", "2001:db8:1::/48", "::/0", "::ffff:10.0.0.0/104", "10.0.0.0/33", "junk",
 ]  # fmt: skip
-COUNTRIES = [("GB", "United Kingdom"), ("JP", "Japan"), ("US", "United States")]
-CONTINENTS = [("EU", "Europe"), ("AS", "Asia"), ("NA", "North America")]
+COUNTRIES = [("GB", "United Kingdom"), ("JP", "Japan")]
+CONTINENTS = [("EU", "Europe"), ("AS", "Asia")]
+#: "all" matches everyone, so it is drawn rarely: otherwise it would hide the other scopes' answers.
+SCOPE_WEIGHTS = ["all"] + ["ip"] * 8 + ["ip_subnet"] * 12 + ["continent"] * 8 + ["country"] * 8
 
 
 def _any_case(values: list[str]) -> st.SearchStrategy[str]:
@@ -289,7 +309,7 @@ def _any_case(values: list[str]) -> st.SearchStrategy[str]:
 
 
 def _places(pairs: list[tuple[str, str]]) -> st.SearchStrategy[str]:
-    return _any_case([text for pair in pairs for text in pair] + ["", "USA", "Atlantis"])
+    return _any_case([text for pair in pairs for text in pair] * 3 + ["", "USA"])
 
 
 VALUES = {
@@ -300,19 +320,23 @@ VALUES = {
     "country": _places(COUNTRIES),
 }
 
-#: "all" matches everyone, so it is drawn rarely: otherwise it would hide the other scopes' answers.
-SCOPE_WEIGHTS = ["all"] + ["ip"] * 8 + ["ip_subnet"] * 12 + ["continent"] * 8 + ["country"] * 8
 
-restriction_rows = st.builds(
-    lambda category, scope_value, code, rid, state: Restriction(
-        category, scope_value[0], scope_value[1], code, state=state, id=rid
-    ),
-    st.sampled_from(RESTRICTION_CATEGORIES),
-    st.sampled_from(SCOPE_WEIGHTS).flatmap(lambda scope: st.tuples(st.just(scope), VALUES[scope])),
-    st.integers(400, 499),
-    st.one_of(st.none(), st.integers(1, 60)),
-    st.sampled_from(["enabled", "enabled", "enabled", "disabled"]),
-)
+@st.composite
+def restriction_sets(draw: st.DrawFn) -> list[Restriction]:
+    # A few categories per example, so that each holds several restrictions.
+    categories = draw(st.lists(st.sampled_from(RESTRICTION_CATEGORIES), min_size=1, max_size=3, unique=True))
+    rows = st.builds(
+        lambda category, scope_value, code, rid, state: Restriction(
+            category, scope_value[0], scope_value[1], code, state=state, id=rid
+        ),
+        st.sampled_from(categories),
+        st.sampled_from(SCOPE_WEIGHTS).flatmap(lambda scope: st.tuples(st.just(scope), VALUES[scope])),
+        st.integers(400, 499),
+        st.one_of(st.none(), st.integers(1, 40)),
+        st.sampled_from(["enabled", "enabled", "enabled", "disabled"]),
+    )
+    return draw(st.lists(rows, min_size=2, max_size=24))
+
 
 locations = st.one_of(
     st.just(NOWHERE),
@@ -321,16 +345,18 @@ locations = st.one_of(
         st.sampled_from(COUNTRIES),
         st.sampled_from(CONTINENTS),
     ),
-    st.builds(lambda country: GeoLocation(country_code=country[0], country_name=country[1]), st.sampled_from(COUNTRIES)),
+    st.sampled_from(COUNTRIES).map(lambda pair: GeoLocation(country_code=pair[0], country_name=pair[1])),
 )
 
 
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
-    rows=st.lists(restriction_rows, min_size=5, max_size=30),
+    rows=restriction_sets(),
     queries=st.lists(st.tuples(st.sampled_from([*IPS, "garbage"]), locations), min_size=1, max_size=6),
 )
-def test_compiled_match_equals_casbin(rows: list[Restriction], queries: list[tuple[str, GeoLocation]]) -> None:
+def test_compiled_match_equals_casbin(
+    rows: list[Restriction], queries: list[tuple[str, GeoLocation]]
+) -> None:
     enforcer = build_restriction_enforcer(rows)
     compiled = CompiledRestrictions.from_enforcer(enforcer)
     for ip, location in queries:
