@@ -18,6 +18,7 @@ async def login(client: Any, account: Any, **extra: Any) -> tuple[str, str]:
     assert response.status == 200, await response.text()
     data = await response.json()
     cookie = response.cookies["_barong_session"].value
+    client.session.cookie_jar.clear()  # tests send cookies explicitly; the jar would mix sessions up
     return cookie, data["csrf_token"]
 
 
