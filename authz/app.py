@@ -25,11 +25,13 @@ from authz.http.errors import error_middleware
 from authz.http.state import STATE, AppState
 from authz.invalidation import ChangeListener
 from authz.keys import load_or_create
+from authz.metrics import TALLY
 from authz.mutator_jwt import IdTokenMutator
+from authz.nonce_ledger import NonceLedger
 from authz.path_rules import PathRules
 from authz.pipeline import DecisionPipeline
 from authz.policy import PolicyState
-from authz.services import Services
+from authz.services import Services, open_redis
 from authz.settings import Settings
 from authz.snapshots import SnapshotCache
 from identity.changes import PERMISSIONS, RESTRICTIONS
@@ -65,13 +67,13 @@ async def _resources(
     resolve_ip = _client_ip_resolver(settings)
 
     listener: ChangeListener
-    trusted: Callable[[], bool] = lambda: listener.healthy  # noqa: E731 - bound after construction
+    trusted: Callable[[], bool] = lambda: listener.trusted()  # noqa: E731 - bound after construction
     session_cache = SnapshotCache(trusted, ttl=settings.session_cache_ttl)
     user_cache = SnapshotCache(trusted, ttl=settings.session_cache_ttl)
     key_cache = SnapshotCache(trusted, ttl=settings.session_cache_ttl)
     subjects = SubjectDirectory(services.users, user_cache)
 
-    async def on_message(message: str) -> None:
+    def on_message(message: str) -> None:
         kind, _, ident = message.partition(":")
         if kind == "session":
             session_cache.invalidate(ident)
@@ -79,10 +81,8 @@ async def _resources(
             user_cache.invalidate(ident)
         elif kind == "apikey":
             key_cache.invalidate(ident)
-        elif message == PERMISSIONS:
-            await policy.reload_permissions()
-        elif message == RESTRICTIONS:
-            await policy.reload_restrictions()
+        elif message in (PERMISSIONS, RESTRICTIONS):
+            policy.schedule(message)
 
     def forget_all() -> None:
         session_cache.clear()
@@ -90,12 +90,21 @@ async def _resources(
         key_cache.clear()
 
     async def on_resync() -> None:
-        forget_all()
-        await policy.reload()
+        forget_all()  # messages may have been missed while the channel was down
+        policy.schedule("all")
 
+    # The listener has a client of its own: redis-py drops pub/sub pongs when it decodes responses.
+    listener_redis = open_redis(redis_url, settings, decode_responses=False)
     listener = ChangeListener(
-        services.redis, settings.redis_namespace, on_message=on_message, on_resync=on_resync, on_down=forget_all
+        listener_redis,
+        settings.redis_namespace,
+        on_message=on_message,
+        on_resync=on_resync,
+        on_down=forget_all,
+        staleness=settings.redis_timeout,
     )
+    # Changes made by this instance are applied here at once, before they are published to the others.
+    services.changes.local = on_message
     recorder = ActivityRecorder(services.activities)
     mutator = IdTokenMutator(
         signing_key,
@@ -109,8 +118,7 @@ async def _resources(
             services.api_keys,
             subjects,
             key_cache,
-            services.redis,
-            namespace=settings.redis_namespace,
+            NonceLedger(services.redis, settings.redis_namespace),
             nonce_lifetime_ms=settings.apikey_nonce_lifetime,
             reject_replay=settings.nonce_replay_rejected,
             clock=clock,
@@ -161,22 +169,28 @@ async def _resources(
     )
 
     await policy.reload()
+    reloader = asyncio.create_task(policy.run(POLICY_REFRESH_INTERVAL), name="authz-policy-reloader")
     tasks = [
         asyncio.create_task(listener.run(), name="authz-change-listener"),
         asyncio.create_task(recorder.run(), name="authz-activity-recorder"),
-        asyncio.create_task(policy.refresh_forever(POLICY_REFRESH_INTERVAL), name="authz-policy-refresh"),
+        asyncio.create_task(TALLY.flush_forever(), name="authz-metrics-flush"),
     ]
     with contextlib.suppress(asyncio.TimeoutError):
         await asyncio.wait_for(listener.subscribed.wait(), timeout=settings.redis_timeout * 3)
     try:
         yield
     finally:
+        listener.stop()
+        policy.stop()
         for task in tasks:
             task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        # A read cancelled inside the Redis client has been seen to linger: never let it hold up shutdown.
+        # The reloader is not cancelled: it finishes its reload (a cancelled one strands its connection).
+        await asyncio.wait([*tasks, reloader], timeout=5.0)
         with contextlib.suppress(Exception):
             await recorder.drain()
         geoip.close()
+        await listener_redis.aclose()
         await services.close()
 
 

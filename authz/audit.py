@@ -1,6 +1,7 @@
 """Admin activities written by the decision endpoint (RBAC denials and AUDIT permissions), off the hot path.
 
-The decision only enqueues; a background task writes batches to SQL.  On shutdown the queue is drained.
+The decision only enqueues; a background task writes batches to SQL.  On shutdown the batch being written
+is finished and the queue is drained.
 """
 
 from __future__ import annotations
@@ -60,6 +61,7 @@ class ActivityRecorder:
         self._activities = activities
         self._queue: asyncio.Queue[Activity] = asyncio.Queue(max_queue)
         self._batch = batch
+        self._writing: asyncio.Future[None] | None = None  # the batch taken off the queue, being written
         self.dropped = 0
 
     def record(self, activity: Activity) -> None:
@@ -75,7 +77,10 @@ class ActivityRecorder:
             batch = [first]
             while len(batch) < self._batch and not self._queue.empty():
                 batch.append(self._queue.get_nowait())
-            await self._write(batch)
+            # Shielded: cancelling the recorder at shutdown must not lose the batch it already took off the
+            # queue; :meth:`drain` waits for it.
+            self._writing = asyncio.ensure_future(self._write(batch))
+            await asyncio.shield(self._writing)
 
     async def _write(self, batch: list[Activity]) -> None:
         for attempt in range(5):
@@ -88,6 +93,9 @@ class ActivityRecorder:
         log.error("dropped %d activities after retries", len(batch))
 
     async def drain(self) -> None:
+        """Write what is left: the batch in flight, then the queue (call after cancelling :meth:`run`)."""
+        if self._writing is not None:
+            await self._writing
         batch: list[Activity] = []
         while not self._queue.empty():
             batch.append(self._queue.get_nowait())

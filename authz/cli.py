@@ -10,6 +10,7 @@ import argparse
 import asyncio
 import base64
 import binascii
+import re
 import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
@@ -30,6 +31,7 @@ from identity.permissions_file import PermissionsFileError, dump_permissions, pa
 from identity.restrictions import validate_restriction
 
 USER_STATES = ("pending", "active", "banned", "deleted", "locked")
+EMAIL = re.compile(r"[^@\s]+@[^@\s]+")  # Barong's loose check (email_validator gem)
 
 
 class CommandError(Exception):
@@ -93,8 +95,12 @@ def cmd_db_upgrade(settings: Settings, _args: argparse.Namespace) -> int:
 
 
 def cmd_users_create(settings: Settings, args: argparse.Namespace) -> int:
+    if not EMAIL.fullmatch(args.email):
+        raise CommandError("--email is not an e-mail address (email.invalid)")
     if args.state not in USER_STATES:
         raise CommandError(f"--state must be one of {', '.join(USER_STATES)}")
+    if args.level < 0:
+        raise CommandError("--level must be 0 or more")
     otp_secret = None
     if args.otp_secret:
         try:
@@ -104,6 +110,10 @@ def cmd_users_create(settings: Settings, args: argparse.Namespace) -> int:
         otp_secret = args.otp_secret.upper()
 
     async def body(services: Services) -> int:
+        from authz.bootstrap import seed_defaults
+
+        # On a fresh install the first admin is created before the first `serve`: seed as serve would.
+        await seed_defaults(services)
         roles = {p.role for p in await services.permissions.list_all()}
         if args.role not in roles:
             raise CommandError(f"role {args.role!r} has no permissions (role.doesnt_exist); known: {', '.join(sorted(roles))}")
@@ -130,6 +140,9 @@ def cmd_api_keys_create(settings: Settings, args: argparse.Namespace) -> int:
             raise CommandError(f"no user with uid {args.uid}")
         if user.state != "active":
             raise CommandError("the key holder must be active (key_holder_account.invalid)")
+        if not user.otp:
+            # The decision endpoint refuses keys of holders without 2FA (authz.disabled_2fa).
+            raise CommandError("the key holder must have 2FA enabled (resource.api_key.2fa_disabled)")
         key = await services.api_keys.create(holder_id=user.id, algorithm=args.algorithm)
         await _announce(services, lambda: services.changes.api_key_changed(key.kid))
         print(orjson.dumps({"kid": key.kid, "secret": key.secret, "algorithm": key.algorithm}).decode())
@@ -144,14 +157,15 @@ def cmd_permissions_import(settings: Settings, args: argparse.Namespace) -> int:
         perms = parse_permissions(path.read_text(), source=str(path))
     except OSError as exc:
         raise CommandError(f"cannot read {path}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise CommandError(f"cannot read {path}: not UTF-8 text") from None
 
     async def body(services: Services) -> int:
         if args.replace:
-            added = await services.permissions.add_many(perms, replace=True)
+            added = await services.permissions.add_many(_new(perms, set()), replace=True)
         else:
-            existing = {_identity(p) for p in await services.permissions.list_all()}
-            fresh = [p for p in perms if _identity(p) not in existing]
-            added = await services.permissions.add_many(fresh)
+            stored = {_identity(p) for p in await services.permissions.list_all()}
+            added = await services.permissions.add_many(_new(perms, stored))
         await _announce(services, services.changes.permissions_changed)
         print(f"{'replaced with' if args.replace else 'added'} {added} permission(s)")
         return 0
@@ -161,6 +175,16 @@ def cmd_permissions_import(settings: Settings, args: argparse.Namespace) -> int:
 
 def _identity(p: Permission) -> tuple[str, str, str, str, str | None]:
     return (p.role, p.verb, p.path, p.action, p.topic)
+
+
+def _new(perms: list[Permission], stored: set[tuple[str, str, str, str, str | None]]) -> list[Permission]:
+    """``perms`` without the rows already ``stored`` and without repeats (importing twice adds nothing)."""
+    fresh = []
+    for perm in perms:
+        if _identity(perm) not in stored:
+            stored.add(_identity(perm))
+            fresh.append(perm)
+    return fresh
 
 
 def cmd_permissions_export(settings: Settings, _args: argparse.Namespace) -> int:

@@ -33,15 +33,22 @@ PASS = Allow(reason="pass_rule")
 
 
 def valid_path(path: str) -> bool:
-    """Refuse paths whose meaning changes under normalisation (dot segments, NUL, backslashes).
+    """Refuse paths whose meaning changes under normalisation (dot or empty segments, NUL, backslashes).
 
-    Prefix rules compare strings, so ``api/v2/barong/public/../admin`` would otherwise pass as public.
+    Prefix rules compare strings, so ``api/v2/barong/public/../admin`` would otherwise pass as public, and
+    ``api/v2//barong/management`` (or ``api/v2/barong/admin//permissions``) would dodge a block or DROP
+    rule while the upstream merges the slashes (Barong's router squeezes them before deciding).
     """
-    if "\x00" in path or "\\" in path:
+    if "\x00" in path or "\\" in path or "//" in path or path.startswith("/"):
         return False
     if "." not in path:
         return True
     return not any(segment in (".", "..") for segment in path.split("/"))
+
+
+def _route(path: str) -> str:
+    """``path`` as a router compares it: one trailing slash does not make another endpoint."""
+    return path.removesuffix("/")
 
 
 class DecisionPipeline:
@@ -85,13 +92,14 @@ class DecisionPipeline:
 
     def _check_restrictions(self, request: DecisionRequest) -> None:
         restrictions = self._policy.restrictions
-        if restrictions.is_empty or request.path in RESTRICTION_EXEMPT_PATHS:
+        if restrictions.is_empty or _route(request.path) in RESTRICTION_EXEMPT_PATHS:
             return
-        location = self._location(request.client_ip) if restrictions.uses_geo else GeoLocation.EMPTY
+        location = self._location(request.client_ip) if restrictions.uses_location else GeoLocation.EMPTY
         match = restrictions.match(request.client_ip, location)
         if match is None or match.category == "whitelist":
             return
-        if match.category == "blocklogin" and not (request.method == "POST" and request.path in LOGIN_PATHS):
+        is_login = request.method == "POST" and _route(request.path) in LOGIN_PATHS
+        if match.category == "blocklogin" and not is_login:
             return
         raise Denied(match.code, f"authz.restrict.{match.category}")
 

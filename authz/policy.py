@@ -27,32 +27,66 @@ class PolicyState:
         self.permissions = CompiledPermissions.from_enforcer(build_permission_enforcer([]))
         self.restrictions = CompiledRestrictions.from_enforcer(build_restriction_enforcer([]))
         self.loaded = False
+        # Reloads run one at a time, so an older read can never replace a newer one.
         self._lock = asyncio.Lock()
+        self._dirty: set[str] = set()
+        self._wake = asyncio.Event()
+        self._stopped = False
 
     async def reload_permissions(self) -> None:
-        rows = await self._permission_rows.list_all()
-        # Building a Casbin enforcer over thousands of rows takes a while: keep the loop serving meanwhile.
-        compiled = await asyncio.to_thread(lambda: CompiledPermissions.from_enforcer(build_permission_enforcer(rows)))
-        self.permissions = compiled
+        async with self._lock:
+            rows = await self._permission_rows.list_all()
+            # Building a Casbin enforcer over thousands of rows takes a while: the loop keeps serving.
+            self.permissions = await asyncio.to_thread(
+                lambda: CompiledPermissions.from_enforcer(build_permission_enforcer(rows))
+            )
 
     async def reload_restrictions(self) -> None:
-        rows = [row for row in await self._restriction_rows.list_all() if row.enabled]
-        compiled = await asyncio.to_thread(
-            lambda: CompiledRestrictions.from_enforcer(build_restriction_enforcer(rows))
-        )
-        self.restrictions = compiled
+        async with self._lock:
+            rows = [row for row in await self._restriction_rows.list_all() if row.enabled]
+            self.restrictions = await asyncio.to_thread(
+                lambda: CompiledRestrictions.from_enforcer(build_restriction_enforcer(rows))
+            )
 
     async def reload(self) -> None:
-        async with self._lock:
-            await self.reload_permissions()
-            await self.reload_restrictions()
-            self.loaded = True
+        await self.reload_permissions()
+        await self.reload_restrictions()
+        self.loaded = True
 
-    async def refresh_forever(self, interval: float) -> None:
-        """Reload every ``interval`` seconds; failures keep the last good policy (and are logged)."""
-        while True:
-            await asyncio.sleep(interval)
+    def schedule(self, what: str = "all") -> None:
+        """Ask for a reload of ``permissions``, ``restrictions`` or ``all`` (done by :meth:`run`).
+
+        The change listener calls this instead of awaiting a reload, so a slow database never delays the
+        delivery of the next invalidation; requests made while a reload runs are folded into the next one.
+        """
+        self._dirty.add(what)
+        self._wake.set()
+
+    async def run(self, refresh_interval: float) -> None:
+        """Perform the requested reloads, and a full one every ``refresh_interval`` seconds.
+
+        A reload is never cancelled half-way (that would strand its database connection); :meth:`stop`
+        lets the current one finish and ends the loop.
+        """
+        while not self._stopped:
             try:
-                await self.reload()
-            except Exception as exc:  # noqa: BLE001 - any failure keeps the last good policy
-                log.warning("periodic policy reload failed: %s", exc)
+                await asyncio.wait_for(self._wake.wait(), timeout=refresh_interval)
+            except asyncio.TimeoutError:
+                self._dirty.add("all")
+            self._wake.clear()
+            if self._stopped:
+                return
+            dirty, self._dirty = self._dirty, set()
+            try:
+                if "all" in dirty or {"permissions", "restrictions"} <= dirty:
+                    await self.reload()
+                elif "permissions" in dirty:
+                    await self.reload_permissions()
+                elif "restrictions" in dirty:
+                    await self.reload_restrictions()
+            except Exception as exc:  # noqa: BLE001 - the last good policy stays; the next reload retries
+                log.warning("reloading %s failed: %s", ", ".join(sorted(dirty)), exc)
+
+    def stop(self) -> None:
+        self._stopped = True
+        self._wake.set()

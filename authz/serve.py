@@ -7,6 +7,7 @@ embedded Redis.  With one worker the service runs in the parent process.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import multiprocessing
 import os
@@ -16,7 +17,6 @@ import sys
 
 from aiohttp import web
 
-from authz.app import build_app
 from authz.bootstrap import migrate, seed_defaults
 from authz.embedded_redis import EmbeddedRedis
 from authz.services import Services
@@ -41,16 +41,28 @@ def prepare(settings: Settings) -> tuple[str, EmbeddedRedis | None]:
         finally:
             await services.close()
 
-    asyncio.run(seed())
+    try:
+        asyncio.run(seed())
+    except BaseException:
+        if embedded is not None:
+            embedded.stop()
+        raise
     return redis_url, embedded
+
+
+def _exit_on_signal(signum: int, _frame: object) -> None:
+    raise SystemExit(128 + signum)
 
 
 def _run_worker(settings: Settings, redis_url: str, reuse_port: bool) -> None:
     import uvloop
 
+    from authz.app import build_app  # imported here: PROMETHEUS_MULTIPROC_DIR must be set first
+
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(process)d %(name)s %(message)s")
     uvloop.install()
     app = build_app(settings, redis_url)
+    app.on_startup.append(_freeze_heap)
     web.run_app(
         app,
         host=settings.host,
@@ -63,8 +75,20 @@ def _run_worker(settings: Settings, redis_url: str, reuse_port: bool) -> None:
     )
 
 
+async def _freeze_heap(_app: web.Application) -> None:
+    """Move everything allocated at start-up (libraries, policies) out of the collector's sight.
+
+    Full collections then walk only what requests allocate, instead of every module and compiled policy.
+    """
+    gc.collect()
+    gc.freeze()
+
+
 def serve(settings: Settings) -> int:
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(process)d %(name)s %(message)s")
+    # Until the server installs its own handlers, SIGTERM unwinds (stopping the embedded Redis) instead of
+    # killing the process outright.
+    signal.signal(signal.SIGTERM, _exit_on_signal)
     if settings.workers > 1:
         metrics_dir = settings.data_dir / "metrics"
         shutil.rmtree(metrics_dir, ignore_errors=True)

@@ -28,10 +28,10 @@ def encryption_key(settings: Settings) -> bytes:
     return load_or_create_key(settings.data_dir / ENCRYPTION_KEY_FILE)
 
 
-def open_redis(url: str, settings: Settings) -> Redis:
+def open_redis(url: str, settings: Settings, *, decode_responses: bool = True) -> Redis:
     return Redis.from_url(
         url,
-        decode_responses=True,
+        decode_responses=decode_responses,
         socket_timeout=settings.redis_timeout,
         socket_connect_timeout=settings.redis_timeout,
         max_connections=256,

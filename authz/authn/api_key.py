@@ -11,31 +11,33 @@ import hmac
 import time
 from collections.abc import Callable
 
-from redis.asyncio import Redis
-
 from authz.authn.base import NOT_MINE, SubjectDirectory, _NotMine, user_principal
 from authz.decision import DecisionRequest, Denied, Principal
+from authz.nonce_ledger import NonceLedger
 from authz.snapshots import MISSING, SnapshotCache
 from identity.api_keys import SqlApiKeyRepository
 from identity.models import ApiKey
-from identity.redis_errors import redis_guard
 
 KID_HEADER = "X-Auth-Apikey"
 NONCE_HEADER = "X-Auth-Nonce"
 SIGNATURE_HEADER = "X-Auth-Signature"
 
+_RUBY_BLANKS = " \t\n\v\f\r"
 _DIGESTS = {"HS256": hashlib.sha256, "HS384": hashlib.sha384, "HS512": hashlib.sha512}
 
 
 def ruby_to_i(text: str) -> int:
-    """Ruby's ``String#to_i``: the leading integer (after blanks, with an optional sign), else 0."""
-    text = text.lstrip()
+    """Ruby's ``String#to_i``: the leading integer (after ASCII blanks, with an optional sign), else 0.
+
+    Only ASCII digits count: ``str.isdigit`` and ``int`` would also read other scripts' digits.
+    """
+    text = text.lstrip(_RUBY_BLANKS)
     end = 1 if text[:1] in ("+", "-") else 0
-    while end < len(text) and text[end].isdigit():
+    while end < len(text) and "0" <= text[end] <= "9":
         end += 1
     try:
         return int(text[:end])
-    except ValueError:
+    except ValueError:  # no digits, or more than Python parses from a string
         return 0
 
 
@@ -53,9 +55,8 @@ class ApiKeyAuthenticator:
         keys: SqlApiKeyRepository,
         subjects: SubjectDirectory,
         cache: SnapshotCache[str, ApiKey | None],
-        redis: Redis,
+        nonces: NonceLedger,
         *,
-        namespace: str,
         nonce_lifetime_ms: int,
         reject_replay: bool,
         clock: Callable[[], float] = time.time,
@@ -63,8 +64,7 @@ class ApiKeyAuthenticator:
         self._keys = keys
         self._subjects = subjects
         self._cache = cache
-        self._redis = redis
-        self._ns = namespace
+        self._nonces = nonces
         self._lifetime = nonce_lifetime_ms
         self._reject_replay = reject_replay
         self._clock = clock
@@ -77,13 +77,6 @@ class ApiKeyAuthenticator:
         key = await self._keys.get(kid)
         self._cache.put(kid, key, generation)
         return key
-
-    async def _first_use(self, kid: str, nonce: str) -> bool:
-        """True the first time this kid+nonce pair is seen within the window (shared by every instance)."""
-        async with redis_guard():
-            return bool(
-                await self._redis.set(f"{self._ns}:nonce:{kid}:{nonce}", b"1", nx=True, px=2 * self._lifetime)
-            )
 
     async def authenticate(self, request: DecisionRequest) -> Principal | _NotMine:
         headers = request.headers
@@ -114,6 +107,6 @@ class ApiKeyAuthenticator:
             raise Denied(401, "authz.invalid_session")
         if not holder.otp:
             raise Denied(401, "authz.disabled_2fa")
-        if self._reject_replay and not await self._first_use(kid, nonce):
+        if self._reject_replay and not await self._nonces.first_use(kid, nonce, 2 * self._lifetime):
             raise Denied(401, "authz.nonce_replayed")
         return user_principal(holder, self.id)

@@ -43,7 +43,14 @@ def same_network(login_ip: str, client_ip: str) -> bool:
 
 
 class CookieSessionAuthenticator:
-    """Responsible for every request that the other authenticators leave (Barong's default branch)."""
+    """Responsible for every request that the other authenticators leave (Barong's default branch).
+
+    Session records are served from the in-process cache while the change channel is trusted (subscribed,
+    and Redis answered a ping within the Redis timeout): a logout or revocation drops the cached copy on
+    this instance at once and on every other within the pub/sub delay, and when Redis stops answering the
+    cache is bypassed, so the decision goes to Redis and fails closed (503).  A session that looks invalid
+    is re-read from Redis before it is destroyed: the cached copy may predate another instance's slide.
+    """
 
     id = "cookie_session"
 
@@ -104,28 +111,27 @@ class CookieSessionAuthenticator:
 
         now = self._clock()
         if not self._valid(record, request, now):
-            # The cached copy may predate a slide made by another instance: decide on the stored record.
             record = await self._record(digest, fresh=True)
             if record is None:
                 raise Denied(401, "authz.invalid_session")
             if not self._valid(record, request, now):
                 await self._sessions.destroy(digest, record.uid)
-                self._cache.invalidate(digest)
                 raise Denied(401, "authz.client_session_mismatch")
 
         user = await self._subjects.by_uid(record.uid)
         if user is None:
             await self._sessions.destroy(digest, record.uid)
-            self._cache.invalidate(digest)
             raise Denied(401, "authz.invalid_session")
 
         deadline = int(now) + self._expire
         if deadline - record.expire_time >= self._slide_interval:
-            await self._sessions.slide(record, deadline)
-            generation = self._cache.generation
-            self._cache.put(digest, replace(record, expire_time=deadline), generation)
+            generation = self._cache.generation  # taken before the write: a revocation meanwhile wins
+            if await self._sessions.slide(record, deadline):
+                self._cache.put(digest, replace(record, expire_time=deadline), generation)
+            else:
+                self._cache.invalidate(digest)
+                raise Denied(401, "authz.invalid_session")
 
         if not user.usable:
             raise Denied(401, "authz.user_not_active")
         return user_principal(user, self.id)
-

