@@ -31,7 +31,7 @@ from identity.permissions_file import PermissionsFileError, dump_permissions, pa
 from identity.restrictions import validate_restriction
 
 USER_STATES = ("pending", "active", "banned", "deleted", "locked")
-EMAIL = re.compile(r"[^@\s]+@[^@\s]+")  # Barong's loose check (email_validator gem)
+EMAIL = re.compile(r"[^@\s]+@[^@\s]+")  # the shape only: one @, no spaces
 
 
 class CommandError(Exception):
