@@ -62,6 +62,8 @@ COOKIE_NAME = "_barong_session"
 
 NONCE_LAG_MS = 3000  # apikey.lua may use nonces this far behind the clock (the server accepts +-5000 ms)
 NONCE_LEAD_MS = 3000  # ... and this far ahead before it counts an overrun
+# Workers fold their decision tallies into the shared Prometheus counters once a second (authz/metrics.py).
+METRICS_SETTLE_S = 1.5
 NONCE_SLACK_S = 6  # table slots beyond warm-up + duration (wrk start-up, Lua table loading)
 
 
@@ -566,12 +568,16 @@ class Bench:
             floor = 0
         if scenario.apikey:
             lua_measure = [str(table), str(floor), str(NONCE_LAG_MS), str(NONCE_LEAD_MS)]
+        if sidecar:
+            time.sleep(METRICS_SETTLE_S)  # let every worker fold the warm-up into its counters first
         before = decision_counts(self.base) if sidecar else {}
         server_group = self.sidecar_group if sidecar else self.bare_group
         redis = {self.redis_pid} if self.redis_pid else set()
         cpu_before = (cpu_seconds({server_group}, set()), cpu_seconds(set(), redis), children_cpu_seconds())
         result = run_wrk(scenario.url, args.duration, args.connections, scenario.headers, lua_measure)
         cpu_after = (cpu_seconds({server_group}, set()), cpu_seconds(set(), redis), children_cpu_seconds())
+        if sidecar:
+            time.sleep(METRICS_SETTLE_S)  # outside the CPU window: the workers fold their tallies each second
         after = decision_counts(self.base) if sidecar else {}
         decisions = {k: v - before.get(k, 0.0) for k, v in after.items() if v - before.get(k, 0.0) > 0}
 
