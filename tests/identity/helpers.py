@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import functools
 from typing import Any
+
+from tests.authz.helpers import signing_key_pem as jwt_key_pem  # one RSA key for the whole run
 
 UA = "Mozilla/5.0 (X11; Linux x86_64) Test"
 CLIENT_IP = "81.2.69.10"  # in the test GeoIP database: United Kingdom
@@ -50,18 +51,6 @@ def wrong_totp(secret: str, now: float) -> str:
 
     valid = {code_at(secret, now + k * STEP) for k in (-1, 0, 1)}
     return next(code for code in (f"{n:06d}" for n in range(1_000_000)) if code not in valid)
-
-
-@functools.cache
-def jwt_key_pem() -> str:
-    """One RSA key for the whole run: generating one per app (the default) costs up to half a second."""
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import rsa
-
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    return key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    ).decode()
 
 
 def cheap_argon2(monkeypatch: Any) -> None:
