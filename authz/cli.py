@@ -19,7 +19,9 @@ from typing import Any
 
 import orjson
 
+from authz.blocklogin import revoke_blocked_sessions
 from authz.embedded_redis import _answers, socket_path
+from authz.geoip import GeoIP
 from authz.keys import jwks, load_or_create
 from authz.services import Services
 from authz.settings import Settings, SettingsError, load_settings
@@ -202,6 +204,16 @@ def cmd_restrictions_add(settings: Settings, args: argparse.Namespace) -> int:
         row = await services.restrictions.add(restriction)
         await _announce(services, services.changes.restrictions_changed)
         print(row.id)
+        if row.category == "blocklogin" and row.enabled:
+            geoip = GeoIP.open(settings.geoip_db)
+            try:
+                revoked = await revoke_blocked_sessions(services.sessions, row, geoip)
+            except StorageUnavailable:
+                print("note: Redis not reachable; no session was revoked", file=sys.stderr)
+            else:
+                print(f"revoked {revoked} session(s) opened from blocked addresses", file=sys.stderr)
+            finally:
+                geoip.close()
         return 0
 
     return _with_services(settings, body)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from redis.asyncio import Redis
@@ -96,20 +97,7 @@ class RedisSessionStore:
     async def get(self, digest: str) -> SessionRecord | None:
         async with redis_guard():
             raw = await self._redis.hgetall(self._key(digest))
-        if not raw or "uid" not in raw:
-            return None
-        try:
-            return SessionRecord(
-                hash=digest,
-                uid=raw["uid"],
-                user_ip=raw.get("user_ip", ""),
-                user_agent=raw.get("user_agent", ""),
-                csrf_token=raw.get("csrf_token", ""),
-                expire_time=int(raw.get("expire_time", 0)),
-                created_at=int(raw.get("created_at", 0)),
-            )
-        except ValueError:
-            return None
+        return _record(digest, raw)
 
     async def slide(self, record: SessionRecord, expire_time: int) -> bool:
         """Move the idle deadline to ``expire_time`` and refresh the TTLs; False if the session is gone."""
@@ -138,6 +126,26 @@ class RedisSessionStore:
                 await self._redis.srem(self._index(uid), *stale)
         return records
 
+    async def revoke_where(self, condition: Callable[[SessionRecord], bool], *, batch: int = 500) -> int:
+        """Revoke every live session (of every user) for which ``condition`` holds; returns how many."""
+        revoked = 0
+        prefix = self._key("")
+        async with redis_guard():
+            keys = [key async for key in self._redis.scan_iter(match=f"{prefix}*", count=batch)]
+        for start in range(0, len(keys), batch):
+            chunk = keys[start : start + batch]
+            async with redis_guard():
+                async with self._redis.pipeline(transaction=False) as pipe:
+                    for key in chunk:
+                        pipe.hgetall(key)
+                    rows = await pipe.execute()
+            for key, raw in zip(chunk, rows, strict=True):
+                record = _record(key[len(prefix) :], raw)
+                if record is not None and condition(record):
+                    await self.destroy(record.hash, record.uid)
+                    revoked += 1
+        return revoked
+
     async def destroy(self, digest: str, uid: str | None = None) -> bool:
         """Revoke one session; True when it existed."""
         async with redis_guard():
@@ -161,6 +169,23 @@ class RedisSessionStore:
                 await pipe.execute()
         await self._changes.sessions_revoked(digests)
         return len(digests)
+
+
+def _record(digest: str, raw: dict[str, str]) -> SessionRecord | None:
+    if not raw or "uid" not in raw:
+        return None
+    try:
+        return SessionRecord(
+            hash=digest,
+            uid=raw["uid"],
+            user_ip=raw.get("user_ip", ""),
+            user_agent=raw.get("user_agent", ""),
+            csrf_token=raw.get("csrf_token", ""),
+            expire_time=int(raw.get("expire_time", 0)),
+            created_at=int(raw.get("created_at", 0)),
+        )
+    except ValueError:
+        return None
 
 
 # HSET only if the session still exists, then refresh its TTL (atomic: no resurrection after logout).

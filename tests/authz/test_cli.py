@@ -412,6 +412,21 @@ def test_restrictions_add_refuses_a_duplicate(cli: Any) -> None:
     assert (duplicate.code, duplicate.err) == (1, "error: value.taken\n")
 
 
+def test_restrictions_add_blocklogin_revokes_only_matching_sessions(cli: Any, settings: Settings) -> None:
+    async def open_two(services: Services) -> tuple[str, str]:
+        user = await services.users.create(email="blocked@example.com", password_digest="x", state="active")
+        _, blocked = await services.sessions.create(user.uid, "10.1.2.3", "UA")
+        _, kept = await services.sessions.create(user.uid, "192.0.2.7", "UA")
+        return blocked.hash, kept.hash
+
+    blocked, kept = query(settings, open_two)
+    result = cli("restrictions", "add", "--category", "blocklogin", "--scope", "ip_subnet", "--value", "10.1.0.0/16")
+    assert result.code == 0
+    assert "revoked 1 session(s)" in result.err
+    assert query(settings, lambda s: s.sessions.get(blocked)) is None
+    assert query(settings, lambda s: s.sessions.get(kept)) is not None
+
+
 # --- jwks and configuration -------------------------------------------------------------------------
 
 
