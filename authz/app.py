@@ -21,7 +21,7 @@ from authz.authn.cookie_session import CookieSessionAuthenticator
 from authz.client_ip import client_ip
 from authz.geoip import GeoIP
 from authz.http import envoy, health
-from authz.http.errors import error_middleware
+from authz.http.errors import json_errors, json_http_errors
 from authz.http.state import STATE, AppState
 from authz.invalidation import ChangeListener
 from authz.keys import load_or_create
@@ -48,11 +48,12 @@ SERVICES = web.AppKey("services", Services)
 
 def build_app(settings: Settings, redis_url: str, *, clock: Callable[[], float] = time.time) -> web.Application:
     """The whole service as one aiohttp application (``redis_url``: the configured or embedded Redis)."""
-    app = web.Application(middlewares=[error_middleware], client_max_size=1024**2)
+    app = web.Application(client_max_size=1024**2)
     app.cleanup_ctx.append(lambda app: _resources(app, settings, redis_url, clock))
-    envoy.add_routes(app)
-    health.add_routes(app)
-    identity_sessions.add_routes(app)
+    app.on_response_prepare.append(json_http_errors)
+    envoy.add_routes(app)  # answers only with decision values: no error wrapper on the hot path
+    health.add_routes(app, wrap=json_errors)
+    identity_sessions.add_routes(app, wrap=json_errors)
     return app
 
 

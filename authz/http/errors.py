@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Awaitable, Callable
 
@@ -44,22 +45,47 @@ def error_response(status: int, *keys: str, headers: dict[str, str] | None = Non
     )
 
 
-_HTTP_KEYS = {404: "route.not_found", 405: "route.method_not_allowed", 413: "request.too_large"}
+_HTTP_KEYS = {
+    404: "route.not_found",
+    405: "route.method_not_allowed",
+    413: "request.too_large",
+    500: "server.internal_error",
+}
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-@web.middleware
-async def error_middleware(
-    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
-) -> web.StreamResponse:
-    try:
-        return await handler(request)
-    except errors.IdentityError as exc:
-        headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, errors.TooManyAttempts) else None
-        return error_response(status_of(exc), *exc.keys, headers=headers)
-    except web.HTTPException as exc:
-        if exc.status < 400 or exc.content_type == "application/json":
-            raise
-        return error_response(exc.status, _HTTP_KEYS.get(exc.status, f"http.{exc.status}"))
-    except Exception:
-        log.exception("unhandled error on %s %s", request.method, request.path)
-        return error_response(500, "server.internal_error")
+def json_errors(handler: Handler) -> Handler:
+    """Wrap an API handler: domain errors and unexpected exceptions become the JSON error envelope.
+
+    A decorator per route rather than an aiohttp middleware: a middleware wraps *every* request, the
+    decision endpoint's too, and costs ~6 µs a request there (measured), where nothing can raise.
+    """
+
+    @functools.wraps(handler)
+    async def handle(request: web.Request) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except errors.IdentityError as exc:
+            headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, errors.TooManyAttempts) else None
+            return error_response(status_of(exc), *exc.keys, headers=headers)
+        except web.HTTPException as exc:
+            if exc.status < 400 or exc.content_type == "application/json":
+                raise
+            return error_response(exc.status, _HTTP_KEYS.get(exc.status, f"http.{exc.status}"))
+        except Exception:
+            log.exception("unhandled error on %s %s", request.method, request.path)
+            return error_response(500, "server.internal_error")
+
+    return handle
+
+
+async def json_http_errors(_request: web.Request, response: web.StreamResponse) -> None:
+    """``on_response_prepare``: aiohttp's own error pages (unknown route, wrong method, body too large,
+    an exception outside a wrapped handler) leave in the JSON envelope too."""
+    if response.status < 400 or not isinstance(response, web.Response) or response.content_type == "application/json":
+        return
+    body = orjson.dumps({"errors": [_HTTP_KEYS.get(response.status, f"http.{response.status}")]})
+    response.body = body
+    response.content_type = "application/json"
+    response.headers["Content-Length"] = str(len(body))  # already computed from the text body

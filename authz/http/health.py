@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 
 import orjson
 from aiohttp import web
@@ -11,6 +12,8 @@ from sqlalchemy import text
 from authz.http.state import STATE
 from authz.keys import jwks
 from authz.metrics import render
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 async def healthz(_request: web.Request) -> web.Response:
@@ -55,8 +58,8 @@ async def jwks_document(request: web.Request) -> web.Response:
     )
 
 
-def add_routes(app: web.Application) -> None:
-    app.router.add_get("/healthz", healthz)
-    app.router.add_get("/readyz", readyz)
-    app.router.add_get("/metrics", metrics)
-    app.router.add_get("/.well-known/jwks.json", jwks_document)
+def add_routes(app: web.Application, wrap: Callable[[Handler], Handler] = lambda handler: handler) -> None:
+    app.router.add_get("/healthz", wrap(healthz))
+    app.router.add_get("/readyz", wrap(readyz))
+    app.router.add_get("/metrics", wrap(metrics))
+    app.router.add_get("/.well-known/jwks.json", wrap(jwks_document))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 import orjson
 from aiohttp import web
 
@@ -50,7 +52,11 @@ async def delete_session(request: web.Request) -> web.Response:
     return response
 
 
-def add_routes(app: web.Application) -> None:
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def add_routes(app: web.Application, wrap: Callable[[Handler], Handler] = lambda handler: handler) -> None:
+    """Register the routes; ``wrap`` is the application's error mapping (domain errors → HTTP)."""
     for prefix in ("/api/v2/barong/identity", "/api/v2/identity"):
-        app.router.add_post(f"{prefix}/sessions", create_session)
-        app.router.add_delete(f"{prefix}/sessions", delete_session)
+        app.router.add_post(f"{prefix}/sessions", wrap(create_session))
+        app.router.add_delete(f"{prefix}/sessions", wrap(delete_session))

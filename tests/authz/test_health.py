@@ -93,3 +93,28 @@ async def test_database_outage_fails_closed_and_recovers(
 
 async def test_seeding_is_idempotent(services: Services) -> None:
     assert await seed_defaults(services) == 0
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status", "key"),
+    [
+        ("GET", "/no/such/route", 404, "route.not_found"),
+        ("PUT", "/api/v2/barong/identity/sessions", 405, "route.method_not_allowed"),
+        ("POST", "/healthz", 405, "route.method_not_allowed"),
+    ],
+)
+async def test_unknown_routes_and_methods_answer_in_the_error_envelope(
+    client: Any, method: str, path: str, status: int, key: str
+) -> None:
+    response = await client.request(method, path)
+    assert response.status == status
+    assert response.headers["Content-Type"].startswith("application/json")
+    assert await response.json() == {"errors": [key]}
+
+
+async def test_a_body_over_the_limit_answers_413_in_the_error_envelope(client: Any) -> None:
+    response = await client.post(
+        "/api/v2/barong/identity/sessions", data=b"x" * (1024**2 + 1), headers={"Content-Type": "application/json"}
+    )
+    assert response.status == 413
+    assert await response.json() == {"errors": ["request.too_large"]}
