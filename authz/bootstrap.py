@@ -9,9 +9,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from authz.services import Services
 from authz.settings import Settings, async_database_url
-from identity.db import permissions, utcnow
+from identity.db import permissions
 from identity.migrate import upgrade
 from identity.models import Permission
+from identity.permissions import permission_rows
 from identity.permissions_file import parse_permissions
 
 log = logging.getLogger(__name__)
@@ -50,12 +51,7 @@ async def _insert_if_empty(engine: AsyncEngine, perms: list[Permission]) -> int:
         if await conn.scalar(select(func.count()).select_from(permissions)):
             await conn.rollback()
             return 0
-        now = utcnow()
-        rows = [
-            {"role": p.role, "verb": p.verb, "path": p.path, "action": p.action, "topic": p.topic}
-            | {"created_at": now, "updated_at": now}
-            for p in perms
-        ]
+        rows = permission_rows(perms)
         if rows:
             await conn.execute(permissions.insert(), rows)
         await conn.commit()

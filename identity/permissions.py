@@ -26,6 +26,15 @@ def _permission(row: Row[Any]) -> Permission:
     )
 
 
+def permission_rows(perms: Iterable[Permission]) -> list[dict[str, object]]:
+    """Insertable rows of the ``permissions`` table, stamped now."""
+    now = utcnow()
+    return [
+        dict(role=p.role, verb=p.verb, path=p.path, action=p.action, topic=p.topic, created_at=now, updated_at=now)
+        for p in perms
+    ]
+
+
 class SqlPermissionRepository:
     """Reads and writes the ``permissions`` table."""
 
@@ -42,11 +51,7 @@ class SqlPermissionRepository:
 
     async def add_many(self, perms: Iterable[Permission], *, replace: bool = False) -> int:
         """Insert ``perms`` in one transaction (after deleting every row when ``replace``)."""
-        now = utcnow()
-        rows = [
-            dict(role=p.role, verb=p.verb, path=p.path, action=p.action, topic=p.topic, created_at=now, updated_at=now)
-            for p in perms
-        ]
+        rows = permission_rows(perms)
         async with transaction(self._engine) as conn:
             if replace:
                 await conn.execute(delete(permissions))
