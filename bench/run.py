@@ -417,36 +417,11 @@ class Bench:
     def prepare_identities(self) -> None:
         tag = secrets.token_hex(4)
         cookie_email = f"bench-cookie-{tag}@example.com"
-        cli(
-            self.env,
-            "users",
-            "create",
-            "--email",
-            cookie_email,
-            "--password",
-            PASSWORD,
-            "--role",
-            "member",
-            "--state",
-            "active",
-        )
+        member = ["users", "create", "--password", PASSWORD, "--role", "member", "--state", "active"]
+        cli(self.env, *member, "--email", cookie_email)
         self.cookie = login(self.base, cookie_email)
         otp_secret = base64.b32encode(os.urandom(20)).decode().rstrip("=")
-        holder = cli(
-            self.env,
-            "users",
-            "create",
-            "--email",
-            f"bench-keys-{tag}@example.com",
-            "--password",
-            PASSWORD,
-            "--role",
-            "member",
-            "--state",
-            "active",
-            "--otp-secret",
-            otp_secret,
-        )
+        holder = cli(self.env, *member, "--email", f"bench-keys-{tag}@example.com", "--otp-secret", otp_secret)
         keys = []
         for _ in range(self.args.api_keys + 1):  # the extra key is for the probes, never in a nonce table
             created = json.loads(cli(self.env, "api-keys", "create", "--uid", holder))

@@ -80,17 +80,6 @@ class SqlApiKeyRepository:
             row = (await conn.execute(select(api_keys).where(api_keys.c.kid == kid))).first()
         return self._key(row) if row else None
 
-    async def list_for_holder(self, holder_id: int, holder_type: str = "User") -> list[ApiKey]:
-        query = (
-            select(api_keys)
-            .where(api_keys.c.key_holder_account_id == holder_id)
-            .where(api_keys.c.key_holder_account_type == holder_type)
-            .order_by(api_keys.c.id)
-        )
-        async with reading(self._engine) as conn:
-            rows = (await conn.execute(query)).all()
-        return [self._key(row) for row in rows]
-
     async def set_state(self, kid: str, state: str) -> bool:
         async with transaction(self._engine) as conn:
             result = await conn.execute(

@@ -46,9 +46,6 @@ class SqlPermissionRepository:
             rows = (await conn.execute(select(permissions).order_by(permissions.c.id))).all()
         return [_permission(row) for row in rows]
 
-    async def count(self) -> int:
-        return len(await self.list_all())
-
     async def add_many(self, perms: Iterable[Permission], *, replace: bool = False) -> int:
         """Insert ``perms`` in one transaction (after deleting every row when ``replace``)."""
         rows = permission_rows(perms)

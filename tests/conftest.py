@@ -19,10 +19,9 @@ from typing import Any
 
 import pytest
 import redis as redis_sync
-from sqlalchemy import create_engine as create_sync_engine  # noqa: F401 - kept for ad-hoc debugging
 from sqlalchemy import text
 
-from authz.app import SERVICES, build_app
+from authz.app import build_app
 from authz.bootstrap import seed_defaults
 from authz.services import Services
 from authz.settings import Settings, load_settings
@@ -191,5 +190,3 @@ def make_user(services: Services) -> Any:
 
     return make
 
-
-__all__ = ["SERVICES", "Account", "FakeClock"]

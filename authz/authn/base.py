@@ -75,6 +75,3 @@ class SubjectDirectory:
             self._uid_by_id[user_id] = user.uid
             self._cache.put(user.uid, user, generation)
         return user
-
-    def invalidate(self, uid: str) -> None:
-        self._cache.invalidate(uid)

@@ -118,3 +118,16 @@ async def test_a_body_over_the_limit_answers_413_in_the_error_envelope(client: A
     )
     assert response.status == 413
     assert await response.json() == {"errors": ["request.too_large"]}
+
+
+async def test_an_unexpected_error_outside_an_api_handler_is_still_the_json_envelope(
+    aiohttp_client: Any, settings: Any, services: Services, clock: Any
+) -> None:
+    async def broken(_request: Any) -> Any:
+        raise RuntimeError("boom")
+
+    app = build_app(settings, settings.redis_url, clock=clock)
+    app.router.add_get("/broken", broken)
+    response = await (await aiohttp_client(app)).get("/broken")
+    assert response.status == 500
+    assert await response.json() == {"errors": ["server.internal_error"]}

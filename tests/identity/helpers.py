@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.authz.helpers import signing_key_pem as jwt_key_pem  # one RSA key for the whole run
+from tests.authz.helpers import signing_key_pem as jwt_key_pem  # noqa: F401 - re-exported: one RSA key per run
 
 UA = "Mozilla/5.0 (X11; Linux x86_64) Test"
 CLIENT_IP = "81.2.69.10"  # in the test GeoIP database: United Kingdom
