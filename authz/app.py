@@ -12,6 +12,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable
 
+import aiohttp
 from aiohttp import web
 
 from authz.audit import ActivityRecorder
@@ -23,6 +24,7 @@ from authz.geoip import GeoIP
 from authz.http import envoy, health
 from authz.http.errors import json_errors, json_http_errors
 from authz.http.state import STATE, AppState
+from authz.identity_api import identity_context, mailer, public_config
 from authz.invalidation import ChangeListener
 from authz.keys import load_or_create
 from authz.metrics import TALLY
@@ -34,11 +36,13 @@ from authz.policy import PolicyState
 from authz.services import Services, open_redis
 from authz.settings import Settings
 from authz.snapshots import SnapshotCache
+from identity.activity_log import ClientInfo
 from identity.changes import PERMISSIONS, RESTRICTIONS
+from identity.http import general as identity_general
 from identity.http import sessions as identity_sessions
-from identity.http.context import IDENTITY, IdentityContext
-from identity.login import ClientInfo, LoginService
-from identity.throttle import LoginThrottle
+from identity.http import users as identity_users
+from identity.http.context import IDENTITY
+from identity.password_policy import PasswordPolicy
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +58,10 @@ def build_app(settings: Settings, redis_url: str, *, clock: Callable[[], float] 
     envoy.add_routes(app)  # answers only with decision values: no error wrapper on the hot path
     health.add_routes(app, wrap=json_errors)
     identity_sessions.add_routes(app, wrap=json_errors)
+    identity_users.add_routes(app, wrap=json_errors)
+    identity_general.add_routes(
+        app, public_config(settings), PasswordPolicy(settings.password_min_entropy), clock=clock, wrap=json_errors
+    )
     return app
 
 
@@ -147,27 +155,15 @@ async def _resources(
         pipeline=pipeline,
         client_ip=resolve_ip,
     )
-    throttle = LoginThrottle(
-        services.redis,
-        namespace=settings.redis_namespace,
-        max_ip=settings.login_max_attempts_ip,
-        max_account=settings.login_max_attempts_account,
-        window=settings.login_attempts_window,
-    )
-    login = LoginService(services.users, services.sessions, services.activities, throttle, services.box, clock)
+    http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=settings.captcha_timeout))
+    mail = mailer(settings, services, clock)
 
     def client_info(request: web.Request) -> ClientInfo:
         peer = request.transport.get_extra_info("peername") if request.transport else None
         ip = resolve_ip(peer[0] if isinstance(peer, tuple) else None, request.headers)
         return ClientInfo(ip=ip, user_agent=request.headers.get("User-Agent", ""), country=geoip.lookup(ip).country_name)
 
-    app[IDENTITY] = IdentityContext(
-        login=login,
-        users=services.users,
-        client_info=client_info,
-        cookie_name=settings.session_cookie,
-        cookie_secure=settings.session_cookie_secure,
-    )
+    app[IDENTITY] = identity_context(settings, services, signing_key, mail, http, client_info, clock)
 
     await policy.reload()
     reloader = asyncio.create_task(policy.run(POLICY_REFRESH_INTERVAL), name="authz-policy-reloader")
@@ -175,6 +171,7 @@ async def _resources(
         asyncio.create_task(listener.run(), name="authz-change-listener"),
         asyncio.create_task(recorder.run(), name="authz-activity-recorder"),
         asyncio.create_task(TALLY.flush_forever(), name="authz-metrics-flush"),
+        asyncio.create_task(mail.run(), name="authz-mailer"),
     ]
     with contextlib.suppress(asyncio.TimeoutError):
         await asyncio.wait_for(listener.subscribed.wait(), timeout=settings.redis_timeout * 3)
@@ -183,6 +180,7 @@ async def _resources(
     finally:
         listener.stop()
         policy.stop()
+        mail.stop()
         for task in tasks:
             task.cancel()
         # A read cancelled inside the Redis client has been seen to linger: never let it hold up shutdown.
@@ -191,6 +189,7 @@ async def _resources(
         with contextlib.suppress(Exception):
             await recorder.drain()
         geoip.close()
+        await http.close()
         await listener_redis.aclose()
         await services.close()
 

@@ -31,6 +31,7 @@ from identity.models import API_KEY_ALGORITHMS, Permission
 from identity.passwords import hash_password
 from identity.permissions_file import PermissionsFileError, dump_permissions, parse_permissions
 from identity.restrictions import validate_restriction
+from identity.whitelinks import RedisWhitelinkTokens
 
 USER_STATES = ("pending", "active", "banned", "deleted", "locked")
 EMAIL = re.compile(r"[^@\s]+@[^@\s]+")  # the shape only: one @, no spaces
@@ -239,6 +240,20 @@ def cmd_restrictions_remove(settings: Settings, args: argparse.Namespace) -> int
     return _with_services(settings, body)
 
 
+def cmd_restrictions_whitelink(settings: Settings, args: argparse.Namespace) -> int:
+    """Barong's ``POST /admin/restrictions/whitelink``: a token valid for 1–30 days or hours."""
+    if not 1 <= args.expire_time <= 30:
+        raise CommandError("--expire-time must be 1 to 30 (admin.restriction.invalid_expire)")
+    lifetime = args.expire_time * (86_400 if args.range == "day" else 3600)
+
+    async def body(services: Services) -> int:
+        token = await RedisWhitelinkTokens(services.redis, settings.redis_namespace).create(lifetime)
+        print(token)
+        return 0
+
+    return _with_services(settings, body)
+
+
 def cmd_jwks(settings: Settings, _args: argparse.Namespace) -> int:
     print(orjson.dumps(jwks(load_or_create(settings.jwt_private_key, settings.data_dir)), option=orjson.OPT_INDENT_2).decode())
     return 0
@@ -295,6 +310,10 @@ def parser() -> argparse.ArgumentParser:
     remove = restr.add_parser("remove", help="remove a restriction by id")
     remove.add_argument("id", type=int)
     remove.set_defaults(func=cmd_restrictions_remove)
+    link = restr.add_parser("whitelink", help="create a whitelink token (POST /identity/users/access with it)")
+    link.add_argument("--expire-time", type=int, default=1, help="1 to 30 (default 1)")
+    link.add_argument("--range", choices=("day", "hour"), default="day")
+    link.set_defaults(func=cmd_restrictions_whitelink)
 
     sub.add_parser("jwks", help="print the public JWKS").set_defaults(func=cmd_jwks)
     return root

@@ -30,6 +30,9 @@ DEFAULT_TRUSTED_PROXIES = (
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
+#: Endpoints that ask for a captcha when one is configured (Barong's ``captcha_protected_endpoints``).
+CAPTCHA_ENDPOINTS = ("user_create", "session_create", "password_reset", "email_confirmation")
+
 
 class SettingsError(Exception):
     """The environment holds one or more invalid settings; ``problems`` lists them all."""
@@ -76,6 +79,39 @@ class Settings:
     login_max_attempts_ip: int = 20  # failed logins per IP per window before 429
     login_max_attempts_account: int = 10  # failed logins per account per window before 429
     login_attempts_window: int = 300  # seconds
+
+    # --- identity API (sign-up, confirmation, reset, captcha, Auth0, mail) ---------------------------
+    app_name: str = "Barong"  # TOTP issuer and the name mails are signed with
+    frontend_url: str = "http://localhost:8080"  # base of the links in mails (confirmation, reset)
+    first_registration_superadmin: bool = True
+    account_rules_file: Path = PROJECT_ROOT / "policies" / "barong.yml"  # activation, state triggers
+    default_language: str = "en"
+    password_min_entropy: float = 20.0  # bits: log2 of zxcvbn's guesses
+    email_token_expire_time: int = 86_400  # e-mail confirmation token lifetime (seconds)
+    reset_token_expire_time: int = 3600  # password reset token lifetime (seconds)
+
+    captcha: str = "none"  # none | recaptcha | geetest
+    captcha_protected_endpoints: tuple[str, ...] = CAPTCHA_ENDPOINTS
+    captcha_timeout: float = 5.0
+    recaptcha_site_key: str = ""
+    recaptcha_secret_key: str = ""
+    recaptcha_verify_url: str = "https://www.google.com/recaptcha/api/siteverify"
+    geetest_id: str = ""
+    geetest_key: str = ""
+    geetest_api_url: str = "https://api.geetest.com"
+
+    auth0_domain: str = ""
+    auth0_client_id: str = ""
+    auth0_jwks_url: str = ""  # default https://<domain>/.well-known/jwks.json
+    auth0_issuer: str = ""  # default https://<domain>/
+
+    smtp_url: str = ""  # smtp://[user:password@]host[:port] or smtps://...; empty: <data dir>/outbox/
+    smtp_tls: str = "auto"  # auto (STARTTLS when offered) | starttls (required) | none
+    smtp_validate_certs: bool = True
+    smtp_timeout: float = 10.0
+    mail_sender: str = "Barong <noreply@barong.local>"
+    mail_max_attempts: int = 8  # delivery attempts before a message is given up (and logged)
+    mail_retry_delay: float = 5.0  # seconds before the first retry; doubles at each attempt
 
     host: str = "0.0.0.0"
     port: int = 8080
@@ -198,6 +234,70 @@ def _text(raw: str) -> str:
     return raw
 
 
+def _non_negative_float(raw: str) -> float:
+    try:
+        value = float(raw.strip())
+    except ValueError:
+        raise ValueError("must be a number") from None
+    if value < 0:
+        raise ValueError("must not be negative")
+    return value
+
+
+def _http_url(raw: str) -> str:
+    url = raw.strip().rstrip("/")
+    if not url.startswith(("http://", "https://")) or len(url) <= len("https://"):
+        raise ValueError("must be an http:// or https:// URL")
+    return url
+
+
+def _smtp_url(raw: str) -> str:
+    from urllib.parse import urlsplit
+
+    url = raw.strip()
+    parts = urlsplit(url)
+    if parts.scheme not in ("smtp", "smtps") or not parts.hostname:
+        raise ValueError("must be an smtp://host[:port] or smtps://host[:port] URL")
+    try:
+        _ = parts.port  # raises ValueError for a bad port
+    except ValueError:
+        raise ValueError("has an invalid port") from None
+    return url
+
+
+def _mail_address(raw: str) -> str:
+    from email.utils import parseaddr
+
+    value = raw.strip()
+    _name, address = parseaddr(value)
+    if "@" not in address or "\n" in value or "\r" in value:
+        raise ValueError("must be an e-mail address, optionally with a display name: Name <a@b.c>")
+    return value
+
+
+def _language(raw: str) -> str:
+    value = raw.strip().lower()
+    if not re.fullmatch(r"[a-z]{2}", value):
+        raise ValueError("must be a two-letter language code")
+    return value
+
+
+def _captcha_endpoints(raw: str) -> tuple[str, ...]:
+    items = tuple(part.strip() for part in raw.split(",") if part.strip())
+    unknown = [item for item in items if item not in CAPTCHA_ENDPOINTS]
+    if unknown:
+        raise ValueError(f"unknown endpoints {', '.join(unknown)} (known: {', '.join(CAPTCHA_ENDPOINTS)})")
+    return items
+
+
+def _account_rules_file(raw: str) -> Path:
+    from identity.account_rules import AccountRules
+
+    path = _existing_file(raw)
+    AccountRules.load(path)  # raises ValueError saying what is wrong
+    return path
+
+
 _COOKIE_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # an RFC 6265 token
 
 
@@ -252,6 +352,34 @@ _VARIABLES: tuple[tuple[str, str, Callable[[str], Any], bool], ...] = (
     ("AUTHZ_LOGIN_MAX_ATTEMPTS_IP", "login_max_attempts_ip", _positive_int, False),
     ("AUTHZ_LOGIN_MAX_ATTEMPTS_ACCOUNT", "login_max_attempts_account", _positive_int, False),
     ("AUTHZ_LOGIN_ATTEMPTS_WINDOW", "login_attempts_window", _positive_int, False),
+    ("AUTHZ_APP_NAME", "app_name", _text, False),
+    ("AUTHZ_FRONTEND_URL", "frontend_url", _http_url, False),
+    ("AUTHZ_FIRST_REGISTRATION_SUPERADMIN", "first_registration_superadmin", _bool, False),
+    ("AUTHZ_ACCOUNT_RULES_FILE", "account_rules_file", _account_rules_file, False),
+    ("AUTHZ_DEFAULT_LANGUAGE", "default_language", _language, False),
+    ("AUTHZ_PASSWORD_MIN_ENTROPY", "password_min_entropy", _non_negative_float, False),
+    ("AUTHZ_EMAIL_TOKEN_EXPIRE_TIME", "email_token_expire_time", _positive_int, False),
+    ("AUTHZ_RESET_TOKEN_EXPIRE_TIME", "reset_token_expire_time", _positive_int, False),
+    ("AUTHZ_CAPTCHA", "captcha", _choice("none", "recaptcha", "geetest"), False),
+    ("AUTHZ_CAPTCHA_PROTECTED_ENDPOINTS", "captcha_protected_endpoints", _captcha_endpoints, False),
+    ("AUTHZ_CAPTCHA_TIMEOUT", "captcha_timeout", _positive_float, False),
+    ("AUTHZ_RECAPTCHA_SITE_KEY", "recaptcha_site_key", _text, False),
+    ("AUTHZ_RECAPTCHA_SECRET_KEY", "recaptcha_secret_key", _text, True),
+    ("AUTHZ_RECAPTCHA_VERIFY_URL", "recaptcha_verify_url", _http_url, False),
+    ("AUTHZ_GEETEST_ID", "geetest_id", _text, False),
+    ("AUTHZ_GEETEST_KEY", "geetest_key", _text, True),
+    ("AUTHZ_GEETEST_API_URL", "geetest_api_url", _http_url, False),
+    ("AUTHZ_AUTH0_DOMAIN", "auth0_domain", _text, False),
+    ("AUTHZ_AUTH0_CLIENT_ID", "auth0_client_id", _text, False),
+    ("AUTHZ_AUTH0_JWKS_URL", "auth0_jwks_url", _http_url, False),
+    ("AUTHZ_AUTH0_ISSUER", "auth0_issuer", _text, False),
+    ("AUTHZ_SMTP_URL", "smtp_url", _smtp_url, True),
+    ("AUTHZ_SMTP_TLS", "smtp_tls", _choice("auto", "starttls", "none"), False),
+    ("AUTHZ_SMTP_VALIDATE_CERTS", "smtp_validate_certs", _bool, False),
+    ("AUTHZ_SMTP_TIMEOUT", "smtp_timeout", _positive_float, False),
+    ("AUTHZ_MAIL_SENDER", "mail_sender", _mail_address, False),
+    ("AUTHZ_MAIL_MAX_ATTEMPTS", "mail_max_attempts", _positive_int, False),
+    ("AUTHZ_MAIL_RETRY_DELAY", "mail_retry_delay", _positive_float, False),
     ("AUTHZ_HOST", "host", _text, False),
     ("AUTHZ_PORT", "port", _port, False),
     ("AUTHZ_WORKERS", "workers", _positive_int, False),
@@ -287,6 +415,22 @@ def _raw_value(
     return text, source
 
 
+def _missing_companions(values: Mapping[str, Any]) -> list[str]:
+    """Problems of settings that only make sense together (a captcha provider without its keys...)."""
+    needs: list[tuple[bool, str, str]] = [
+        (values.get("captcha") == "recaptcha", "AUTHZ_RECAPTCHA_SECRET_KEY", "recaptcha_secret_key"),
+        (values.get("captcha") == "recaptcha", "AUTHZ_RECAPTCHA_SITE_KEY", "recaptcha_site_key"),
+        (values.get("captcha") == "geetest", "AUTHZ_GEETEST_ID", "geetest_id"),
+        (values.get("captcha") == "geetest", "AUTHZ_GEETEST_KEY", "geetest_key"),
+        (bool(values.get("auth0_domain")), "AUTHZ_AUTH0_CLIENT_ID", "auth0_client_id"),
+    ]
+    return [
+        f"{variable} must be set ({'AUTHZ_CAPTCHA' if 'AUTH0' not in variable else 'AUTHZ_AUTH0_DOMAIN'} needs it)"
+        for condition, variable, field in needs
+        if condition and not values.get(field)
+    ]
+
+
 def load_settings(env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
     """Build :class:`Settings` from ``env`` (default ``os.environ``) and keyword overrides.
 
@@ -309,6 +453,7 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: Any) -> Set
         if key not in known:
             problems.append(f"unknown setting {key!r}")
     values.update({k: v for k, v in overrides.items() if k in known})
+    problems.extend(_missing_companions(values))
     if problems:
         raise SettingsError(problems)
     settings = Settings(**values)

@@ -103,6 +103,28 @@ restrictions = Table(
     UniqueConstraint("scope", "category", "value", name="uq_restrictions_scope_category_value"),
 )
 
+labels = Table(
+    "labels",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("user_id", Id, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("key", String(255), nullable=False),
+    Column("value", String(255), nullable=False),
+    Column("scope", String(16), nullable=False, default="public"),
+    *_timestamps(),
+    UniqueConstraint("user_id", "key", "scope", name="uq_labels_user_key_scope"),
+)
+
+levels = Table(
+    "levels",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("key", String(255), nullable=False),
+    Column("value", String(255), nullable=False),
+    Column("description", String(255), nullable=True),
+    *_timestamps(),
+)
+
 activities = Table(
     "activities",
     metadata,

@@ -94,3 +94,21 @@ class MalformedRequest(IdentityError):
     """The request body could not be read (invalid JSON, wrong content type, too large)."""
 
     key = "request.malformed"
+
+
+class CaptchaMissing(IdentityError):
+    """A protected endpoint was called without a captcha response, or with one lacking fields."""
+
+    key = "identity.captcha.required"
+
+
+class CaptchaRejected(IdentityError):
+    """The captcha provider did not confirm the response (or could not be asked)."""
+
+    key = "identity.captcha.verification_failed"
+
+
+class Auth0Rejected(IdentityError):
+    """A verified Auth0 id_token that cannot log anyone in (no e-mail, or an unverified new one)."""
+
+    key = "identity.session.auth0.invalid_params"

@@ -1,4 +1,5 @@
-"""Logging in and out with e-mail, password and TOTP (barong-behavior.md §3.1–3.4, with decisions.md).
+"""Logging in and out with e-mail, password and TOTP, or with an Auth0 id_token (barong-behavior.md
+§3.1–3.6, with decisions.md).
 
 Unlike Barong, the password is checked before anything about the account is revealed (a dummy hash is
 verified for unknown e-mails), every login gets a new session id, and failed logins are throttled.
@@ -6,28 +7,31 @@ verified for unknown e-mails), every login gets a new session id, and failed log
 
 from __future__ import annotations
 
-import orjson
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from identity import totp
-from identity.activities import SqlActivityRepository
-from identity.errors import AccountNotUsable, InvalidCredentials, InvalidOtp, OtpRequired, SessionNotFound
-from identity.models import USABLE_STATES, Activity, User
+from identity.account_rules import AccountRules
+from identity.activity_log import ClientInfo, UserActivityLog
+from identity.errors import (
+    AccountNotUsable,
+    Auth0Rejected,
+    InvalidCredentials,
+    InvalidOtp,
+    OtpRequired,
+    SessionNotFound,
+    ValidationFailed,
+)
+from identity.models import USABLE_STATES, User
+from identity.notifications import Notifier
 from identity.passwords import hash_password, needs_rehash, verify_password
 from identity.secretbox import SecretBox
 from identity.sessions import RedisSessionStore, SessionRecord, session_hash
 from identity.throttle import LoginThrottle
 from identity.users import SqlUserRepository
 
-
-@dataclass(frozen=True, slots=True)
-class ClientInfo:
-    """Where a request comes from, as the audit trail records it."""
-
-    ip: str
-    user_agent: str
-    country: str | None = None
+__all__ = ["ClientInfo", "LoginResult", "LoginService", "otp_context"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,32 +52,21 @@ class LoginService:
         self,
         users: SqlUserRepository,
         sessions: RedisSessionStore,
-        activities: SqlActivityRepository,
+        activity: UserActivityLog,
         throttle: LoginThrottle,
         box: SecretBox,
         clock: Callable[[], float],
+        notifier: Notifier | None = None,
+        rules: AccountRules | None = None,
     ) -> None:
         self._users = users
         self._sessions = sessions
-        self._activities = activities
+        self._activity = activity
         self._throttle = throttle
         self._box = box
         self._clock = clock
-
-    async def _record(self, user: User, client: ClientInfo, action: str, result: str, reason: str | None = None) -> None:
-        await self._activities.add(
-            Activity(
-                category="user",
-                topic="session",
-                action=action,
-                result=result,
-                user_id=user.id,
-                user_ip=client.ip,
-                user_agent=client.user_agent,
-                user_ip_country=client.country,
-                data=orjson.dumps({"reason": reason}).decode() if reason else None,
-            )
-        )
+        self._notifier = notifier
+        self._rules = rules or AccountRules()
 
     async def login(
         self,
@@ -88,30 +81,75 @@ class LoginService:
         if not verify_password(creds.password_digest if creds else None, password):
             await self._throttle.failed(client.ip, email)
             if creds is not None:
-                await self._record(creds.user, client, "login", "failed", "Invalid Email or Password")
+                await self._activity.record(
+                    creds.user, client, "session", "login", "failed", "Invalid Email or Password"
+                )
             raise InvalidCredentials()
         user = creds.user
         if user.state not in USABLE_STATES:
-            await self._record(user, client, "login", "failed", f"State is {user.state}")
+            await self._activity.record(user, client, "session", "login", "failed", f"State is {user.state}")
             raise AccountNotUsable(user.state)
         if user.otp:
             if not (otp_code or "").strip():
                 raise OtpRequired()
             secret = self._box.decrypt(creds.otp_secret_encrypted or "", context=otp_context(user.uid))
-            step = totp.matching_step(secret, otp_code or "", now=self._clock(), last_step=creds.otp_last_step)
-            if step is None or not await self._users.claim_otp_step(user.id, step):
+            step = totp.matching_step(secret, otp_code or "", now=self._clock())
+            if step is None:
                 await self._throttle.failed(client.ip, email)
-                await self._record(user, client, "login::2fa", "failed", "Invalid OTP")
+                await self._activity.record(user, client, "session", "login::2fa", "failed", "Invalid OTP")
                 raise InvalidOtp()
+            if not await self._users.claim_otp_step(user.id, step):
+                # A right code used a second time: Vault's TOTP engine refuses it as ``totp.error``.
+                await self._activity.record(
+                    user, client, "session", "login::2fa", "failed", "OTP code already used"
+                )
+                raise ValidationFailed("totp.error")
         await self._throttle.succeeded(email)
         if needs_rehash(creds.password_digest):
             await self._users.update(user.uid, password_digest=hash_password(password))
+        result = await self.open(user, client, previous_session_id)
+        await self._activity.record(user, client, "session", "login::2fa" if user.otp else "login")
+        await self._notify(user, client)
+        return result
+
+    async def open(
+        self, user: User, client: ClientInfo, previous_session_id: str | None = None
+    ) -> LoginResult:
+        """Open a new session for ``user`` (sign-up, e-mail confirmation, logins)."""
         if previous_session_id:
             # A new id at every login: a cookie planted before login is never promoted.
             await self._sessions.destroy(session_hash(previous_session_id))
-        session_id, record = await self._sessions.create(user.uid, client.ip, client.user_agent, now=self._clock())
-        await self._record(user, client, "login::2fa" if user.otp else "login", "succeed")
+        session_id, record = await self._sessions.create(
+            user.uid, client.ip, client.user_agent, now=self._clock()
+        )
         return LoginResult(user, session_id, record)
+
+    async def _notify(self, user: User, client: ClientInfo) -> None:
+        if self._notifier is not None:
+            await self._notifier.new_login(user, client, self._clock())
+
+    async def login_auth0(
+        self, email: str, email_verified: bool, client: ClientInfo, previous_session_id: str | None = None
+    ) -> LoginResult:
+        """Log in the owner of a verified Auth0 identity; an unknown but verified e-mail gets an account."""
+        user = await self._users.get_by_email(email)
+        if user is None:
+            if not email_verified:
+                raise Auth0Rejected()
+            user = await self._accounts_for_auth0(email)
+        if user.state not in USABLE_STATES:
+            await self._activity.record(user, client, "session", "login", "failed", f"State is {user.state}")
+            raise AccountNotUsable(user.state)
+        result = await self.open(user, client, previous_session_id)
+        await self._activity.record(user, client, "session", "login")
+        await self._notify(user, client)
+        return result
+
+    async def _accounts_for_auth0(self, email: str) -> User:
+        # Nobody knows this password: the account logs in through Auth0 (or resets its password).
+        user = await self._users.create(email=email, password_digest=hash_password(secrets.token_urlsafe(32)))
+        verified = await self._users.put_label(user.uid, "email", "verified", "private", self._rules)
+        return verified or user
 
     async def logout(self, session_id: str | None, client: ClientInfo) -> None:
         if not session_id:
@@ -124,4 +162,4 @@ class LoginService:
         await self._sessions.destroy(digest, record.uid)
         if user is None:
             raise SessionNotFound()
-        await self._record(user, client, "logout", "succeed")
+        await self._activity.record(user, client, "session", "logout")

@@ -113,3 +113,25 @@ class Activity:
     data: str | None = None
     id: int | None = None
     created_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Label:
+    """A ``key: value`` tag on a user; private labels (set by the system and admins) drive level and state."""
+
+    key: str
+    value: str
+    scope: str = "public"  # public | private
+    user_id: int | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Level:
+    """One step of the verification ladder: a user reaches level ``id`` holding private label key:value."""
+
+    id: int
+    key: str
+    value: str
+    description: str | None = None

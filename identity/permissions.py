@@ -41,6 +41,11 @@ class SqlPermissionRepository:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
 
+    async def has_role(self, role: str) -> bool:
+        """Whether any permission names ``role`` (Barong: a role exists when the permissions table has it)."""
+        async with reading(self._engine) as conn:
+            return await conn.scalar(select(permissions.c.id).where(permissions.c.role == role).limit(1)) is not None
+
     async def list_all(self) -> list[Permission]:
         async with reading(self._engine) as conn:
             rows = (await conn.execute(select(permissions).order_by(permissions.c.id))).all()

@@ -9,8 +9,10 @@ from typing import Any
 from sqlalchemy import Row, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from identity.account_rules import AccountRules, level_for
 from identity.db import users, utcnow
 from identity.errors import Conflict
+from identity.labels import SqlLabelRepository, SqlLevelRepository
 from identity.models import User
 from identity.storage import reading, transaction
 
@@ -79,6 +81,21 @@ class SqlUserRepository:
             row = (await conn.execute(select(*_USER_COLUMNS).where(users.c.id == user_id))).first()
         return _user(row) if row else None
 
+    async def get_by_email(self, email: str) -> User | None:
+        async with reading(self._engine) as conn:
+            row = (await conn.execute(select(*_USER_COLUMNS).where(users.c.email == email))).first()
+        return _user(row) if row else None
+
+    async def taken(self, *, email: str | None = None, username: str | None = None) -> list[str]:
+        """Which of ``email`` / ``username`` already belong to someone: ``["email.taken", ...]``."""
+        found: list[str] = []
+        async with reading(self._engine) as conn:
+            if email and await conn.scalar(select(users.c.id).where(users.c.email == email)) is not None:
+                found.append("email.taken")
+            if username and await conn.scalar(select(users.c.id).where(users.c.username == username)) is not None:
+                found.append("username.taken")
+        return found
+
     async def credentials(self, email: str) -> Credentials | None:
         query = select(
             *_USER_COLUMNS, users.c.password_digest, users.c.otp_secret_encrypted, users.c.otp_last_step
@@ -100,16 +117,12 @@ class SqlUserRepository:
         username: str | None = None,
         otp_secret_encrypted: str | None = None,
         data: str | None = None,
+        referral_id: int | None = None,
     ) -> User:
         """Insert a user with a fresh unique uid; a taken e-mail or username raises :class:`Conflict`."""
-        async with reading(self._engine) as conn:
-            clash = await conn.scalar(
-                select(users.c.id).where(
-                    or_(users.c.email == email, users.c.username == username if username else False)
-                )
-            )
-        if clash is not None:
-            raise Conflict("email.taken")
+        clashes = await self.taken(email=email, username=username)
+        if clashes:
+            raise Conflict(clashes[0])
         for _ in range(10):
             uid = new_uid(self._uid_prefix)
             now = utcnow()
@@ -124,6 +137,7 @@ class SqlUserRepository:
                 otp=otp_secret_encrypted is not None,
                 otp_secret_encrypted=otp_secret_encrypted,
                 data=data,
+                referral_id=referral_id,
                 created_at=now,
                 updated_at=now,
             )
@@ -163,6 +177,41 @@ class SqlUserRepository:
         async with transaction(self._engine) as conn:
             result = await conn.execute(query)
         return result.rowcount == 1
+
+    async def promote_if_first(self, uid: str) -> User | None:
+        """Make ``uid`` an active superadmin if it is the only user (Barong's first registration).
+
+        One statement: of several concurrent first sign-ups at most one is promoted (perhaps none).
+        """
+        only_user = select(func.count()).select_from(users).scalar_subquery() == 1
+        async with transaction(self._engine) as conn:
+            result = await conn.execute(
+                update(users)
+                .where(users.c.uid == uid, only_user)
+                .values(role="superadmin", state="active", updated_at=utcnow())
+            )
+        return await self.get_by_uid(uid) if result.rowcount == 1 else None
+
+    async def put_label(self, uid: str, key: str, value: str, scope: str, rules: AccountRules) -> User | None:
+        """Set a label; a private one recomputes the user's level and state (§4.7) in the same transaction.
+
+        Returns the user as it is afterwards, None when there is no such user.
+        """
+        async with transaction(self._engine) as conn:
+            user_id = await conn.scalar(select(users.c.id).where(users.c.uid == uid).with_for_update())
+            if user_id is None:
+                return None
+            # The write comes first: on SQLite it takes the database's write lock before anything is read.
+            await SqlLabelRepository.put_in(conn, user_id, key, value, scope)
+            if scope == "private":
+                labels = await SqlLabelRepository.for_user_in(conn, user_id)
+                levels = await SqlLevelRepository.list_in(conn)
+                await conn.execute(
+                    update(users)
+                    .where(users.c.id == user_id)
+                    .values(state=rules.state_for(labels), level=level_for(levels, labels), updated_at=utcnow())
+                )
+        return await self.get_by_uid(uid)
 
     async def count(self) -> int:
         async with reading(self._engine) as conn:

@@ -34,7 +34,7 @@ from tests.authz.geo_helpers import write_test_mmdb
 
 POSTGRES_URL = os.environ.get("AUTHZ_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("AUTHZ_TEST_REDIS_URL", "redis://127.0.0.1:6379/9")
-TABLES = ("activities", "api_keys", "restrictions", "permissions", "users")
+TABLES = ("activities", "api_keys", "restrictions", "permissions", "labels", "users")
 BACKENDS = ("sqlite", "postgresql")
 
 

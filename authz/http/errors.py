@@ -26,6 +26,9 @@ STATUS: dict[type[errors.IdentityError], int] = {
     errors.Conflict: 422,
     errors.TooManyAttempts: 429,
     errors.StorageUnavailable: 503,
+    errors.CaptchaMissing: 400,
+    errors.CaptchaRejected: 422,
+    errors.Auth0Rejected: 401,
 }
 
 

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from identity.models import User
+from identity.models import Label, User
 
 
 def iso(moment: datetime | None) -> str | None:
@@ -20,7 +21,23 @@ def iso(moment: datetime | None) -> str | None:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def user_with_full_info(user: User, *, referral_uid: str | None = None, csrf_token: str | None = None) -> dict[str, Any]:
+def label_entity(label: Label) -> dict[str, Any]:
+    return {
+        "key": label.key,
+        "value": label.value,
+        "scope": label.scope,
+        "created_at": iso(label.created_at),
+        "updated_at": iso(label.updated_at),
+    }
+
+
+def user_with_full_info(
+    user: User,
+    *,
+    referral_uid: str | None = None,
+    csrf_token: str | None = None,
+    labels: Sequence[Label] = (),
+) -> dict[str, Any]:
     entity: dict[str, Any] = {
         "email": user.email,
         "uid": user.uid,
@@ -31,7 +48,7 @@ def user_with_full_info(user: User, *, referral_uid: str | None = None, csrf_tok
         "referral_uid": referral_uid,
         "data": user.data,
         "username": user.username,
-        "labels": [],
+        "labels": [label_entity(label) for label in labels],
         "phones": [],
         "profiles": [],
         "data_storages": [],

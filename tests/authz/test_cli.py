@@ -471,3 +471,22 @@ def test_changes_are_written_even_when_redis_is_down(
     assert result.code == 0
     assert "Redis not reachable" in result.err
     assert [r.value for r in query(settings, lambda s: s.restrictions.list_all())] == ["1.2.3.4"]
+
+
+def test_restrictions_whitelink_prints_a_token_that_lives_for_its_range(cli: Any, settings: Settings) -> None:
+    from identity.whitelinks import RedisWhitelinkTokens
+
+    result = cli("restrictions", "whitelink", "--expire-time", "2", "--range", "hour")
+    assert result.code == 0, result.err
+    token = result.out.strip()
+    assert len(token) == 64
+
+    async def lifetime(services: Services) -> tuple[bool, int]:
+        active = await RedisWhitelinkTokens(services.redis, settings.redis_namespace).active(token)
+        return active, await services.redis.ttl(f"{settings.redis_namespace}:whitelink:{token}")
+
+    active, ttl = query(settings, lifetime)
+    assert active and 7000 < ttl <= 7200
+    refused = cli("restrictions", "whitelink", "--expire-time", "31")
+    assert (refused.code, refused.out) == (1, "")
+    assert "admin.restriction.invalid_expire" in refused.err

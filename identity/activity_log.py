@@ -1,0 +1,62 @@
+"""Writing user activities (barong-behavior.md §9): who did what, from where, with which result."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from identity.activities import SqlActivityRepository
+from identity.models import Activity, User
+
+#: Tokens that every mainstream browser's User-Agent carries one of; anything else is noted as suspicious.
+_BROWSER = re.compile(r"Mozilla/|Opera/|Chrome/|Safari/|Firefox/|Edg/|OPR/", re.IGNORECASE)
+SUSPICIOUS_NOTE = "Detected suspicious browser"
+
+
+@dataclass(frozen=True, slots=True)
+class ClientInfo:
+    """Where a request comes from, as the audit trail records it."""
+
+    ip: str
+    user_agent: str
+    country: str | None = None
+
+
+def activity_data(user_agent: str, data: dict[str, Any] | None) -> str | None:
+    """The ``data`` text of an activity, with Barong's note for clients that are not browsers."""
+    if user_agent and not _BROWSER.search(user_agent):
+        data = {**(data or {}), "note": SUSPICIOUS_NOTE}
+    return orjson.dumps(data).decode() if data else None
+
+
+class UserActivityLog:
+    """Records user-category activities; a failure carries ``{"reason": ...}`` in its data."""
+
+    def __init__(self, activities: SqlActivityRepository) -> None:
+        self._activities = activities
+
+    async def record(
+        self,
+        user: User,
+        client: ClientInfo,
+        topic: str,
+        action: str,
+        result: str = "succeed",
+        reason: str | None = None,
+    ) -> None:
+        await self._activities.add(
+            Activity(
+                category="user",
+                topic=topic,
+                action=action,
+                result=result,
+                user_id=user.id,
+                user_ip=client.ip,
+                user_agent=client.user_agent,
+                user_ip_country=client.country,
+                data=activity_data(client.user_agent, {"reason": reason} if reason else None),
+            )
+        )

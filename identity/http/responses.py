@@ -1,0 +1,44 @@
+"""Responses shared by the identity handlers: a user entity, and a freshly opened session's cookie."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from identity.http.context import IDENTITY
+from identity.http.entities import user_with_full_info
+from identity.login import LoginResult
+from identity.models import User
+
+
+def json_response(body: Any, status: int = 200) -> web.Response:
+    return web.Response(status=status, body=orjson.dumps(body), content_type="application/json")
+
+
+async def full_user(request: web.Request, user: User, csrf_token: str | None = None) -> dict[str, Any]:
+    """``UserWithFullInfo`` of ``user``, with its labels and its referrer's uid."""
+    ctx = request.app[IDENTITY]
+    referral_uid = None
+    if user.referral_id is not None:
+        referrer = await ctx.users.get_by_id(user.referral_id)
+        referral_uid = referrer.uid if referrer else None
+    labels = await ctx.labels.for_user(user.id)
+    return user_with_full_info(user, referral_uid=referral_uid, csrf_token=csrf_token, labels=labels)
+
+
+async def session_opened(request: web.Request, result: LoginResult, status: int) -> web.Response:
+    """The user entity with the session's CSRF token, and the session cookie."""
+    ctx = request.app[IDENTITY]
+    response = json_response(await full_user(request, result.user, result.session.csrf_token), status)
+    response.set_cookie(
+        ctx.cookie_name,
+        result.session_id,
+        path="/",
+        httponly=True,
+        samesite="Lax",
+        secure=ctx.cookie_secure,
+        max_age=ctx.cookie_max_age,
+    )
+    return response
