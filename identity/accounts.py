@@ -19,7 +19,7 @@ from identity.login import LoginResult, LoginService
 from identity.models import User
 from identity.notifications import Notifier
 from identity.password_policy import PasswordPolicy
-from identity.passwords import hash_password
+from identity.passwords import hash_password_off_loop
 from identity.permissions import SqlPermissionRepository
 from identity.restrictions import SqlRestrictionRepository, validate_restriction
 from identity.sessions import RedisSessionStore
@@ -94,7 +94,7 @@ class AccountService:
             raise ValidationFailed(problems)
         user = await self._users.create(
             email=fields.email,
-            password_digest=hash_password(fields.password),
+            password_digest=await hash_password_off_loop(fields.password),
             role=DEFAULT_ROLE,
             username=fields.username,
             data=fields.data,
@@ -178,7 +178,9 @@ class AccountService:
         if not await self._tokens.claim(claims):
             raise ValidationFailed("identity.user.utilized_token")
         try:
-            updated = await self._users.update(user.uid, password_digest=hash_password(password))
+            updated = await self._users.update(
+                user.uid, password_digest=await hash_password_off_loop(password)
+            )
         except IdentityError:
             await self._tokens.release(claims)
             raise

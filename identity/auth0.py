@@ -129,7 +129,7 @@ class Auth0Verifier:
     def _check_times(self, claims: dict[str, Any]) -> None:
         now = self._clock()
         times = {name: claims.get(name) for name in ("exp", "iat", "nbf")}
-        for name, value in times.items():
+        for value in times.values():
             # bool is an int in Python; ``"exp": true`` is not a time.
             if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
                 raise ValidationFailed(INVALID)

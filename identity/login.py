@@ -25,7 +25,7 @@ from identity.errors import (
 )
 from identity.models import USABLE_STATES, User
 from identity.notifications import Notifier
-from identity.passwords import hash_password, needs_rehash, verify_password
+from identity.passwords import hash_password_off_loop, needs_rehash, verify_password_off_loop
 from identity.secretbox import SecretBox
 from identity.sessions import RedisSessionStore, SessionRecord, session_hash
 from identity.throttle import LoginThrottle
@@ -78,7 +78,7 @@ class LoginService:
     ) -> LoginResult:
         await self._throttle.check(client.ip, email)
         creds = await self._users.credentials(email)
-        if not verify_password(creds.password_digest if creds else None, password):
+        if not await verify_password_off_loop(creds.password_digest if creds else None, password):
             await self._throttle.failed(client.ip, email)
             if creds is not None:
                 await self._activity.record(
@@ -106,7 +106,7 @@ class LoginService:
                 raise ValidationFailed("totp.error")
         await self._throttle.succeeded(email)
         if needs_rehash(creds.password_digest):
-            await self._users.update(user.uid, password_digest=hash_password(password))
+            await self._users.update(user.uid, password_digest=await hash_password_off_loop(password))
         result = await self.open(user, client, previous_session_id)
         await self._activity.record(user, client, "session", "login::2fa" if user.otp else "login")
         await self._notify(user, client)
@@ -147,7 +147,9 @@ class LoginService:
 
     async def _accounts_for_auth0(self, email: str) -> User:
         # Nobody knows this password: the account logs in through Auth0 (or resets its password).
-        user = await self._users.create(email=email, password_digest=hash_password(secrets.token_urlsafe(32)))
+        user = await self._users.create(
+            email=email, password_digest=await hash_password_off_loop(secrets.token_urlsafe(32))
+        )
         verified = await self._users.put_label(user.uid, "email", "verified", "private", self._rules)
         return verified or user
 

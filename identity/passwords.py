@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import bcrypt
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
@@ -42,3 +44,13 @@ def needs_rehash(stored: str) -> bool:
         return _hasher.check_needs_rehash(stored)
     except InvalidHashError:
         return True
+
+
+# argon2 (and bcrypt) release the GIL while hashing: in a thread, a 50–200 ms hash leaves the event loop,
+# and with it the decision endpoint, free.
+async def hash_password_off_loop(password: str) -> str:
+    return await asyncio.to_thread(hash_password, password)
+
+
+async def verify_password_off_loop(stored: str | None, password: str) -> bool:
+    return await asyncio.to_thread(verify_password, stored, password)

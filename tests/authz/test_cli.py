@@ -420,7 +420,9 @@ def test_restrictions_add_blocklogin_revokes_only_matching_sessions(cli: Any, se
         return blocked.hash, kept.hash
 
     blocked, kept = query(settings, open_two)
-    result = cli("restrictions", "add", "--category", "blocklogin", "--scope", "ip_subnet", "--value", "10.1.0.0/16")
+    result = cli(
+        "restrictions", "add", "--category", "blocklogin", "--scope", "ip_subnet", "--value", "10.1.0.0/16"
+    )
     assert result.code == 0
     assert "revoked 1 session(s)" in result.err
     assert query(settings, lambda s: s.sessions.get(blocked)) is None

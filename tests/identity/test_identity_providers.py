@@ -29,6 +29,7 @@ USERS = "/api/v2/barong/identity/users"
 AUTH0 = f"{LOGIN}/auth0"
 AUTH0_ALIAS = f"{LOGIN_ALIAS}/auth0"
 STRONG = "Correct-Horse-Battery-9"
+ENDPOINTS = ("user_create", "session_create", "password_reset", "email_confirmation")
 
 SECRET = "recaptcha-s3cret"
 GOOD, BAD = "token-google-accepts", "token-google-rejects"
@@ -92,8 +93,8 @@ class FakeProviders:
 
     async def jwks(self, request: web.Request) -> web.Response:
         self.jwks_hits += 1
-        key = {**RSAAlgorithm.to_jwk(TENANT_KEY.public_key(), as_dict=True), "kid": KID, "use": "sig", "alg": "RS256"}
-        return web.json_response({"keys": [key]})
+        public = RSAAlgorithm.to_jwk(TENANT_KEY.public_key(), as_dict=True)
+        return web.json_response({"keys": [{**public, "kid": KID, "use": "sig", "alg": "RS256"}]})
 
 
 @pytest.fixture(autouse=True)
@@ -142,17 +143,21 @@ def recaptcha_client(make_client: Any, providers: FakeProviders) -> Any:
 
 @pytest.fixture
 async def geetest_client(make_client: Any, providers: FakeProviders) -> Any:
-    return await make_client(captcha="geetest", geetest_id=GT_ID, geetest_key=GT_KEY, geetest_api_url=providers.base)
+    return await make_client(
+        captcha="geetest", geetest_id=GT_ID, geetest_key=GT_KEY, geetest_api_url=providers.base
+    )
 
 
 @pytest.fixture
 async def auth0_client(make_client: Any, providers: FakeProviders) -> Any:
     return await make_client(
-        auth0_domain=DOMAIN, auth0_client_id=CLIENT_ID, auth0_jwks_url=f"{providers.base}/.well-known/jwks.json"
+        auth0_domain=DOMAIN,
+        auth0_client_id=CLIENT_ID,
+        auth0_jwks_url=f"{providers.base}/.well-known/jwks.json",
     )
 
 
-async def login_body(account: Any, **extra: Any) -> dict[str, Any]:
+def login_body(account: Any, **extra: Any) -> dict[str, Any]:
     return {"email": account.user.email, "password": account.password, **extra}
 
 
@@ -169,7 +174,7 @@ async def test_recaptcha_login_without_response_is_required(
 ) -> None:
     client = await recaptcha_client()
     account = await make_user()
-    for body in (await login_body(account), await login_body(account, captcha_response="  ")):
+    for body in (login_body(account), login_body(account, captcha_response="  ")):
         response = await client.post(LOGIN, json=body, headers=browser())
         assert await answer(response) == (400, {"errors": ["identity.captcha.required"]})
         assert "_barong_session" not in response.cookies
@@ -182,7 +187,7 @@ async def test_recaptcha_login_passes_when_google_confirms(
 ) -> None:
     client = await recaptcha_client()
     account = await make_user()
-    response = await client.post(LOGIN, json=await login_body(account, captcha_response=GOOD), headers=browser())
+    response = await client.post(LOGIN, json=login_body(account, captcha_response=GOOD), headers=browser())
     assert response.status == 200, await response.text()
     assert (await response.json())["uid"] == account.user.uid
     assert providers.siteverify_seen == [{"secret": SECRET, "response": GOOD}]  # no remoteip
@@ -195,7 +200,7 @@ async def test_recaptcha_login_refused_by_google_is_422(
 ) -> None:
     client = await recaptcha_client()
     account = await make_user()
-    response = await client.post(LOGIN, json=await login_body(account, captcha_response=BAD), headers=browser())
+    response = await client.post(LOGIN, json=login_body(account, captcha_response=BAD), headers=browser())
     assert await answer(response) == (422, {"errors": ["identity.captcha.verification_failed"]})
     assert "_barong_session" not in response.cookies
     assert providers.siteverify_seen == [{"secret": SECRET, "response": BAD}]
@@ -207,13 +212,15 @@ async def test_recaptcha_login_with_a_number_is_an_invalid_format(
 ) -> None:
     client = await recaptcha_client()
     account = await make_user()
-    response = await client.post(LOGIN, json=await login_body(account, captcha_response=12345), headers=browser())
+    response = await client.post(LOGIN, json=login_body(account, captcha_response=12345), headers=browser())
     assert await answer(response) == (422, {"errors": ["identity.session.invalid_captcha_format"]})
     assert providers.siteverify_seen == []
 
 
 @SQLITE_ONLY
-async def test_recaptcha_guards_sign_up(recaptcha_client: Any, providers: FakeProviders, services: Any) -> None:
+async def test_recaptcha_guards_sign_up(
+    recaptcha_client: Any, providers: FakeProviders, services: Any
+) -> None:
     client = await recaptcha_client()
     email = "signer@example.com"
     cases = [
@@ -222,7 +229,8 @@ async def test_recaptcha_guards_sign_up(recaptcha_client: Any, providers: FakePr
         ({"captcha_response": 7}, 422, {"errors": ["identity.user.invalid_captcha_format"]}),
     ]
     for extra, status, errors in cases:
-        response = await client.post(USERS, json={"email": email, "password": STRONG, **extra}, headers=browser())
+        body = {"email": email, "password": STRONG, **extra}
+        response = await client.post(USERS, json=body, headers=browser())
         assert await answer(response) == (status, errors), extra
     assert await services.users.get_by_email(email) is None
 
@@ -244,7 +252,7 @@ async def test_login_needs_no_captcha_when_session_create_is_not_protected(
 ) -> None:
     client = await recaptcha_client(captcha_protected_endpoints=("user_create",))
     account = await make_user()
-    response = await client.post(LOGIN, json=await login_body(account), headers=browser())
+    response = await client.post(LOGIN, json=login_body(account), headers=browser())
     assert response.status == 200, await response.text()
     refused = await client.post(USERS, json={"email": "x@example.com", "password": STRONG}, headers=browser())
     assert await answer(refused) == (400, {"errors": ["identity.captcha.required"]})
@@ -270,7 +278,7 @@ async def test_recaptcha_guards_generate_code(
     assert passed.status == 201, await passed.text()
     assert [seen["response"] for seen in providers.siteverify_seen] == [BAD, GOOD]
 
-    others = tuple(e for e in ("user_create", "session_create", "password_reset", "email_confirmation") if e != endpoint)
+    others = tuple(e for e in ENDPOINTS if e != endpoint)
     unguarded = await recaptcha_client(captcha_protected_endpoints=others)
     response = await unguarded.post(url, json={"email": email}, headers=browser())
     assert response.status == 201, await response.text()
@@ -337,7 +345,8 @@ async def test_geetest_response_lacking_a_field_is_400(
 async def test_geetest_wrong_validate_hash_is_422_without_asking_geetest(
     geetest_client: Any, providers: FakeProviders
 ) -> None:
-    body = {"email": "gee@example.com", "password": STRONG, "captcha_response": solved(geetest_validate=md5("x"))}
+    wrong = solved(geetest_validate=md5("x"))
+    body = {"email": "gee@example.com", "password": STRONG, "captcha_response": wrong}
     response = await geetest_client.post(USERS, json=body, headers=browser())
     assert await answer(response) == (422, {"errors": ["identity.captcha.verification_failed"]})
     assert providers.validate_seen == []
@@ -435,7 +444,12 @@ async def test_auth0_token_without_email_is_401(auth0_client: Any, services: Any
         lambda clock: id_token(clock, "forged@example.com", lifetime=-3600),
         lambda clock: id_token(clock, "forged@example.com", kid="unknown-kid"),
         lambda clock: jwt.encode(
-            {"email": "forged@example.com", "email_verified": True, "aud": CLIENT_ID, "iss": f"https://{DOMAIN}/"},
+            {
+                "email": "forged@example.com",
+                "email_verified": True,
+                "aud": CLIENT_ID,
+                "iss": f"https://{DOMAIN}/",
+            },
             "shared-secret-guess-it-if-you-can-32b",
             algorithm="HS256",
             headers={"kid": KID},
@@ -444,7 +458,9 @@ async def test_auth0_token_without_email_is_401(auth0_client: Any, services: Any
     ],
     ids=["bad-signature", "wrong-audience", "wrong-issuer", "expired", "unknown-kid", "hs256", "garbage"],
 )
-async def test_auth0_unverifiable_token_is_422(auth0_client: Any, services: Any, clock: Any, forge: Any) -> None:
+async def test_auth0_unverifiable_token_is_422(
+    auth0_client: Any, services: Any, clock: Any, forge: Any
+) -> None:
     response = await auth0_login(auth0_client, forge(clock))
     assert await answer(response) == (422, INVALID_PARAMS)
     assert "_barong_session" not in response.cookies
@@ -472,7 +488,8 @@ async def test_auth0_missing_id_token_is_422(auth0_client: Any) -> None:
 async def test_auth0_not_configured_is_422(
     make_client: Any, providers: FakeProviders, make_user: Any, clock: Any
 ) -> None:
-    client = await make_client(auth0_jwks_url=f"{providers.base}/.well-known/jwks.json")  # no domain/client id
+    # A JWKS URL but no domain or client id: Auth0 login stays off.
+    client = await make_client(auth0_jwks_url=f"{providers.base}/.well-known/jwks.json")
     account = await make_user()
     response = await auth0_login(client, id_token(clock, account.user.email))
     assert await answer(response) == (422, INVALID_PARAMS)

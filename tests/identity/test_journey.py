@@ -72,7 +72,11 @@ async def test_sign_up_to_password_reset(
     new_password = "Journey-Continues-43"
     done = await client.post(
         f"{USERS}/password/confirm_code",
-        json={"reset_password_token": reset_token, "password": new_password, "confirm_password": new_password},
+        json={
+            "reset_password_token": reset_token,
+            "password": new_password,
+            "confirm_password": new_password,
+        },
         headers=browser(),
     )
     assert done.status == 201, await done.text()
