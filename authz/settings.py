@@ -245,9 +245,16 @@ def _non_negative_float(raw: str) -> float:
 
 
 def _http_url(raw: str) -> str:
+    from urllib.parse import urlsplit
+
     url = raw.strip().rstrip("/")
-    if not url.startswith(("http://", "https://")) or len(url) <= len("https://"):
-        raise ValueError("must be an http:// or https:// URL")
+    try:
+        parts = urlsplit(url)
+        _ = parts.port  # raises ValueError for a bad port
+    except ValueError:
+        raise ValueError("must be an http:// or https:// URL") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("must be an http:// or https:// URL with a host")
     return url
 
 

@@ -50,7 +50,10 @@ class AccountRules:
             problems.append("activation_requirements must map label keys to values")
         else:
             pairs = [(str(k).lower(), str(v).lower()) for k, v in requirements.items()]
-        triggers = document.get("state_triggers", {})
+        # A key left out keeps Barong's default (as for the requirements); an empty mapping means none.
+        triggers = document.get("state_triggers")
+        if triggers is None:
+            triggers = {state: sorted(keys) for state, keys in cls().state_triggers}
         parsed: list[tuple[str, frozenset[str]]] = []
         if not isinstance(triggers, Mapping):
             problems.append("state_triggers must map states to lists of label keys")

@@ -201,7 +201,9 @@ class SqlUserRepository:
             user_id = await conn.scalar(select(users.c.id).where(users.c.uid == uid).with_for_update())
             if user_id is None:
                 return None
-            # The write comes first: on SQLite it takes the database's write lock before anything is read.
+            # On PostgreSQL the row lock above serialises label changes of one user.  On SQLite (which has
+            # no FOR UPDATE, and whose driver opens the transaction at the first write) the label write
+            # comes before the labels are read, so the recomputation sees every committed label.
             await SqlLabelRepository.put_in(conn, user_id, key, value, scope)
             if scope == "private":
                 labels = await SqlLabelRepository.for_user_in(conn, user_id)

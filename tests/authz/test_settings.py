@@ -264,3 +264,278 @@ def test_every_bad_trusted_proxy_is_named() -> None:
 
 def test_no_trusted_proxies_at_all_can_be_configured() -> None:
     assert load_settings(env={"AUTHZ_TRUSTED_PROXIES": ","}).trusted_proxies == ()
+
+
+# --- identity API settings ---------------------------------------------------------------------------
+
+RECAPTCHA_KEYS = {"AUTHZ_RECAPTCHA_SITE_KEY": "site-key", "AUTHZ_RECAPTCHA_SECRET_KEY": "secret-key"}
+
+
+def test_identity_defaults() -> None:
+    settings = load_settings(env={})
+    assert settings.app_name == "Barong"
+    assert settings.frontend_url == "http://localhost:8080"
+    assert settings.first_registration_superadmin is True
+    assert settings.account_rules_file.name == "barong.yml" and settings.account_rules_file.is_file()
+    assert settings.default_language == "en"
+    assert settings.password_min_entropy == 20.0
+    assert (settings.email_token_expire_time, settings.reset_token_expire_time) == (86_400, 3600)
+    assert settings.captcha == "none"
+    assert settings.captcha_protected_endpoints == (
+        "user_create",
+        "session_create",
+        "password_reset",
+        "email_confirmation",
+    )
+    assert settings.recaptcha_verify_url == "https://www.google.com/recaptcha/api/siteverify"
+    assert settings.geetest_api_url == "https://api.geetest.com"
+    assert (settings.auth0_domain, settings.auth0_client_id) == ("", "")
+    assert (settings.smtp_url, settings.smtp_tls, settings.smtp_validate_certs) == ("", "auto", True)
+    assert settings.mail_sender == "Barong <noreply@barong.local>"
+    assert (settings.mail_max_attempts, settings.mail_retry_delay) == (8, 5.0)
+
+
+@pytest.mark.parametrize(
+    ("env", "field", "expected"),
+    [
+        ({"AUTHZ_FRONTEND_URL": " https://exchange.example/ "}, "frontend_url", "https://exchange.example"),
+        ({"AUTHZ_FRONTEND_URL": "http://localhost:3000/app"}, "frontend_url", "http://localhost:3000/app"),
+        ({"AUTHZ_SMTP_URL": "smtps://u:pw@mail.example:465"}, "smtp_url", "smtps://u:pw@mail.example:465"),
+        ({"AUTHZ_SMTP_URL": "smtp://mail"}, "smtp_url", "smtp://mail"),
+        ({"AUTHZ_MAIL_SENDER": "noreply@example.com"}, "mail_sender", "noreply@example.com"),
+        ({"AUTHZ_MAIL_SENDER": " Exchange <no@ex.io> "}, "mail_sender", "Exchange <no@ex.io>"),
+        ({"AUTHZ_DEFAULT_LANGUAGE": "RU"}, "default_language", "ru"),
+        ({"AUTHZ_CAPTCHA": "none"}, "captcha", "none"),
+        ({"AUTHZ_CAPTCHA": "ReCaptcha", **RECAPTCHA_KEYS}, "captcha", "recaptcha"),
+        (
+            {"AUTHZ_CAPTCHA_PROTECTED_ENDPOINTS": "session_create, user_create"},
+            "captcha_protected_endpoints",
+            ("session_create", "user_create"),
+        ),
+        ({"AUTHZ_PASSWORD_MIN_ENTROPY": "0"}, "password_min_entropy", 0.0),
+        ({"AUTHZ_PASSWORD_MIN_ENTROPY": "32.5"}, "password_min_entropy", 32.5),
+        ({"AUTHZ_FIRST_REGISTRATION_SUPERADMIN": "no"}, "first_registration_superadmin", False),
+        ({"AUTHZ_SMTP_TLS": "STARTTLS"}, "smtp_tls", "starttls"),
+        ({"AUTHZ_RESET_TOKEN_EXPIRE_TIME": "900"}, "reset_token_expire_time", 900),
+    ],
+)
+def test_identity_variables_are_converted(env: dict[str, str], field: str, expected: object) -> None:
+    assert getattr(load_settings(env=env), field) == expected
+
+
+def test_account_rules_file_is_read_at_start(tmp_path: Path) -> None:
+    path = tmp_path / "rules.yml"
+    path.write_text("activation_requirements: {email: verified, phone: verified}\n")
+    assert load_settings(env={"AUTHZ_ACCOUNT_RULES_FILE": str(path)}).account_rules_file == path
+
+
+@pytest.mark.parametrize(
+    ("variable", "raw", "reason"),
+    [
+        ("AUTHZ_FRONTEND_URL", "ftp://exchange.example", "must be an http:// or https:// URL"),
+        ("AUTHZ_FRONTEND_URL", "exchange.example", "must be an http:// or https:// URL"),
+        ("AUTHZ_FRONTEND_URL", "https://", "must be an http:// or https:// URL"),
+        ("AUTHZ_RECAPTCHA_VERIFY_URL", "google.com", "must be an http:// or https:// URL"),
+        ("AUTHZ_MAIL_SENDER", "Barong", "must be an e-mail address"),
+        ("AUTHZ_MAIL_SENDER", "Barong <noreply>", "must be an e-mail address"),
+        ("AUTHZ_MAIL_SENDER", "a@b.io\nBcc: victim@example.com", "must be an e-mail address"),
+        ("AUTHZ_DEFAULT_LANGUAGE", "english", "two-letter language code"),
+        ("AUTHZ_DEFAULT_LANGUAGE", "en-US", "two-letter language code"),
+        ("AUTHZ_DEFAULT_LANGUAGE", "e1", "two-letter language code"),
+        ("AUTHZ_CAPTCHA", "hcaptcha", "must be one of none, recaptcha, geetest"),
+        ("AUTHZ_CAPTCHA_PROTECTED_ENDPOINTS", "user_create, login", "unknown endpoints login (known: user_"),
+        ("AUTHZ_PASSWORD_MIN_ENTROPY", "-1", "must not be negative"),
+        ("AUTHZ_PASSWORD_MIN_ENTROPY", "strong", "must be a number"),
+        ("AUTHZ_EMAIL_TOKEN_EXPIRE_TIME", "0", "must be greater than 0"),
+        ("AUTHZ_SMTP_TLS", "ssl", "must be one of auto, starttls, none"),
+        ("AUTHZ_ACCOUNT_RULES_FILE", "/nonexistent/barong.yml", "no such file"),
+    ],
+)
+def test_invalid_identity_value_is_reported_with_the_variable(variable: str, raw: str, reason: str) -> None:
+    [problem] = problems_of({variable: raw})
+    assert problem.startswith(f"{variable}={raw!r}: ")
+    assert reason in problem
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("state_triggers:\n  banned: ban\n", "state_triggers.banned must be a list of label keys"),
+        ("activation_requirements: [email]\n", "activation_requirements must map label keys to values"),
+        ("[a, b]\n", "must be a mapping"),
+        ("state_triggers: {banned: [ban\n", "cannot read"),
+    ],
+)
+def test_malformed_account_rules_file_is_reported(tmp_path: Path, text: str, reason: str) -> None:
+    path = tmp_path / "barong.yml"
+    path.write_text(text)
+    [problem] = problems_of({"AUTHZ_ACCOUNT_RULES_FILE": str(path)})
+    assert problem.startswith(f"AUTHZ_ACCOUNT_RULES_FILE={str(path)!r}: ")
+    assert reason in problem
+
+
+SMTP_SHAPE = "must be an smtp://host[:port] or smtps://host[:port] URL"
+
+
+@pytest.mark.parametrize(
+    ("raw", "reason"),
+    [
+        ("http://user:hunter2@mail.example", SMTP_SHAPE),
+        ("hunter2", SMTP_SHAPE),
+        ("smtp://user:hunter2@:25", SMTP_SHAPE),
+        ("smtp://user:hunter2@mail.example:99999", "has an invalid port"),
+        ("smtp://user:hunter2@mail.example:port", "has an invalid port"),
+    ],
+)
+def test_invalid_smtp_url_is_reported_without_its_value(raw: str, reason: str) -> None:
+    assert problems_of({"AUTHZ_SMTP_URL": raw}) == [f"AUTHZ_SMTP_URL: {reason}"]
+
+
+@pytest.mark.parametrize(
+    ("env", "missing"),
+    [
+        pytest.param(
+            {"AUTHZ_CAPTCHA": "recaptcha"},
+            ["AUTHZ_RECAPTCHA_SECRET_KEY", "AUTHZ_RECAPTCHA_SITE_KEY"],
+            id="recaptcha-without-keys",
+        ),
+        pytest.param(
+            {"AUTHZ_CAPTCHA": "recaptcha", "AUTHZ_RECAPTCHA_SITE_KEY": "site"},
+            ["AUTHZ_RECAPTCHA_SECRET_KEY"],
+            id="recaptcha-without-secret",
+        ),
+        pytest.param(
+            {"AUTHZ_CAPTCHA": "recaptcha", "AUTHZ_RECAPTCHA_SECRET_KEY": "secret"},
+            ["AUTHZ_RECAPTCHA_SITE_KEY"],
+            id="recaptcha-without-site-key",
+        ),
+        pytest.param({"AUTHZ_CAPTCHA": "geetest"}, ["AUTHZ_GEETEST_ID", "AUTHZ_GEETEST_KEY"], id="geetest"),
+        pytest.param(
+            {"AUTHZ_CAPTCHA": "geetest", "AUTHZ_GEETEST_ID": "id", **RECAPTCHA_KEYS},
+            ["AUTHZ_GEETEST_KEY"],
+            id="geetest-with-recaptcha-keys",
+        ),
+    ],
+)
+def test_captcha_provider_needs_its_keys(env: dict[str, str], missing: list[str]) -> None:
+    assert problems_of(env) == [f"{variable} must be set (AUTHZ_CAPTCHA needs it)" for variable in missing]
+
+
+def test_auth0_domain_needs_a_client_id() -> None:
+    assert problems_of({"AUTHZ_AUTH0_DOMAIN": "tenant.eu.auth0.com"}) == [
+        "AUTHZ_AUTH0_CLIENT_ID must be set (AUTHZ_AUTH0_DOMAIN needs it)"
+    ]
+
+
+@pytest.mark.parametrize(
+    "env",
+    [
+        pytest.param({"AUTHZ_CAPTCHA": "recaptcha", **RECAPTCHA_KEYS}, id="recaptcha"),
+        pytest.param(
+            {"AUTHZ_CAPTCHA": "geetest", "AUTHZ_GEETEST_ID": "i", "AUTHZ_GEETEST_KEY": "k"}, id="geetest"
+        ),
+        pytest.param({"AUTHZ_AUTH0_DOMAIN": "t.auth0.com", "AUTHZ_AUTH0_CLIENT_ID": "cid"}, id="auth0"),
+        pytest.param({"AUTHZ_CAPTCHA": "none", "AUTHZ_RECAPTCHA_SITE_KEY": "unused"}, id="keys-no-captcha"),
+        pytest.param({"AUTHZ_AUTH0_CLIENT_ID": "cid"}, id="client-id-without-domain"),
+    ],
+)
+def test_complete_provider_settings_are_accepted(env: dict[str, str]) -> None:
+    load_settings(env=env)
+
+
+def test_companion_may_come_from_an_override() -> None:
+    env = {"AUTHZ_CAPTCHA": "recaptcha"}
+    settings = load_settings(env=env, recaptcha_site_key="s", recaptcha_secret_key="k")
+    assert (settings.recaptcha_site_key, settings.recaptcha_secret_key) == ("s", "k")
+
+
+def test_identity_problems_are_reported_together_with_the_others() -> None:
+    env = {
+        "AUTHZ_PORT": "0",
+        "AUTHZ_FRONTEND_URL": "exchange.example",
+        "AUTHZ_DEFAULT_LANGUAGE": "english",
+        "AUTHZ_CAPTCHA": "geetest",
+        "AUTHZ_CAPTCHA_PROTECTED_ENDPOINTS": "login",
+        "AUTHZ_PASSWORD_MIN_ENTROPY": "-3",
+        "AUTHZ_SMTP_URL": "http://mail",
+        "AUTHZ_MAIL_SENDER": "nobody",
+        "AUTHZ_AUTH0_DOMAIN": "t.auth0.com",
+        "AUTHZ_GEETEST_ID": "id",  # good ones are not reported
+        "AUTHZ_APP_NAME": "Exchange",
+    }
+    problems = problems_of(env)
+    reported = [problem.split("=")[0].split(":")[0].split(" ")[0] for problem in problems]
+    assert reported == [
+        "AUTHZ_FRONTEND_URL",
+        "AUTHZ_DEFAULT_LANGUAGE",
+        "AUTHZ_PASSWORD_MIN_ENTROPY",
+        "AUTHZ_CAPTCHA_PROTECTED_ENDPOINTS",
+        "AUTHZ_SMTP_URL",
+        "AUTHZ_MAIL_SENDER",
+        "AUTHZ_PORT",
+        "AUTHZ_GEETEST_KEY",  # the companions come last, after every variable's own check
+        "AUTHZ_AUTH0_CLIENT_ID",
+    ]
+
+
+def test_identity_secrets_may_come_from_files(tmp_path: Path) -> None:
+    (tmp_path / "smtp").write_text("smtps://mailer:s3cret@mail.example:465\n")
+    (tmp_path / "recaptcha").write_text("recaptcha-secret\n")
+    (tmp_path / "geetest").write_text("geetest-key")
+    settings = load_settings(
+        env={
+            "AUTHZ_CAPTCHA": "recaptcha",
+            "AUTHZ_RECAPTCHA_SITE_KEY": "site-key",
+            "AUTHZ_SMTP_URL_FILE": str(tmp_path / "smtp"),
+            "AUTHZ_RECAPTCHA_SECRET_KEY_FILE": str(tmp_path / "recaptcha"),
+            "AUTHZ_GEETEST_KEY_FILE": str(tmp_path / "geetest"),
+        }
+    )
+    assert settings.smtp_url == "smtps://mailer:s3cret@mail.example:465"
+    assert settings.recaptcha_secret_key == "recaptcha-secret"
+    assert settings.geetest_key == "geetest-key"
+
+
+def test_bad_secret_from_a_file_is_reported_without_its_value(tmp_path: Path) -> None:
+    path = tmp_path / "smtp"
+    path.write_text("https://mailer:hunter2@mail.example\n")
+    [problem] = problems_of({"AUTHZ_SMTP_URL_FILE": str(path)})
+    assert problem == f"AUTHZ_SMTP_URL_FILE ({path}): {SMTP_SHAPE}"
+    assert "hunter2" not in problem
+
+
+def test_unreadable_captcha_secret_file_is_reported_and_counts_as_missing(tmp_path: Path) -> None:
+    missing = tmp_path / "missing"
+    problems = problems_of(
+        {
+            "AUTHZ_CAPTCHA": "recaptcha",
+            "AUTHZ_RECAPTCHA_SITE_KEY": "site-key",
+            "AUTHZ_RECAPTCHA_SECRET_KEY_FILE": str(missing),
+        }
+    )
+    assert problems == [
+        f"AUTHZ_RECAPTCHA_SECRET_KEY_FILE ({missing}): cannot read the file: No such file or directory",
+        "AUTHZ_RECAPTCHA_SECRET_KEY must be set (AUTHZ_CAPTCHA needs it)",
+    ]
+
+
+@pytest.mark.parametrize(
+    "variable", ["AUTHZ_FRONTEND_URL", "AUTHZ_CAPTCHA", "AUTHZ_MAIL_SENDER", "AUTHZ_RECAPTCHA_SITE_KEY"]
+)
+def test_file_variant_is_not_read_for_identity_settings_that_are_not_secret(
+    tmp_path: Path, variable: str
+) -> None:
+    (tmp_path / "value").write_text("nonsense value")
+    assert load_settings(env={f"{variable}_FILE": str(tmp_path / "value")}) == load_settings(env={})
+
+
+@pytest.mark.parametrize("url", ["http://a", "https://auth.example.com:8443/base/", "http://127.0.0.1:9"])
+def test_http_url_settings_accept_any_url_with_a_host(url: str) -> None:
+    assert load_settings(env={"AUTHZ_FRONTEND_URL": url}).frontend_url == url.rstrip("/")
+
+
+@pytest.mark.parametrize("url", ["https:///x", "http://:80", "http://host:99999", "ftp://host", "host"])
+def test_http_url_settings_refuse_urls_without_a_host(url: str) -> None:
+    with pytest.raises(SettingsError) as caught:
+        load_settings(env={"AUTHZ_FRONTEND_URL": url})
+    assert caught.value.problems[0].startswith("AUTHZ_FRONTEND_URL=")

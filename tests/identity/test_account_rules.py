@@ -11,7 +11,11 @@ from authz.settings import PROJECT_ROOT
 from identity.account_rules import AccountRules, label_text_problem, level_for, normalise_label_text
 from identity.models import Label, Level
 
-DEFAULT_LEVELS = [Level(1, "email", "verified"), Level(2, "phone", "verified"), Level(3, "document", "verified")]
+DEFAULT_LEVELS = [
+    Level(1, "email", "verified"),
+    Level(2, "phone", "verified"),
+    Level(3, "document", "verified"),
+]
 LABEL_PROBLEM = "must be 3 to 255 characters of a-z, 0-9, _ and -"
 
 
@@ -100,7 +104,7 @@ def test_state_for_accepts_any_iterable_of_labels() -> None:
         pytest.param(("email:verified",), 1, id="email"),
         pytest.param(("email:verified", "phone:verified"), 2, id="email-phone"),
         pytest.param(("email:verified", "phone:verified", "document:verified"), 3, id="all"),
-        pytest.param(("document:verified", "phone:verified", "email:verified"), 3, id="label-order-irrelevant"),
+        pytest.param(("document:verified", "phone:verified", "email:verified"), 3, id="label-order"),
         pytest.param(("email:verified", "document:verified"), 1, id="gap-stops"),
         pytest.param(("phone:verified", "document:verified"), 0, id="no-first-level"),
         pytest.param(("email:verified", "~phone:verified"), 1, id="public-label-does-not-count"),
@@ -120,7 +124,7 @@ def test_levels_are_taken_in_id_order_whatever_order_they_come_in() -> None:
 
 
 def test_level_is_the_id_of_the_last_level_reached_not_a_count() -> None:
-    sparse = [Level(10, "email", "verified"), Level(20, "phone", "verified"), Level(35, "document", "verified")]
+    sparse = [Level(10, "email", "verified"), Level(20, "phone", "verified"), Level(35, "doc", "verified")]
     assert level_for(sparse, labels("email:verified", "phone:verified")) == 20
 
 
@@ -133,7 +137,10 @@ def test_no_levels_means_level_zero() -> None:
 
 def test_parse_lower_cases_keys_and_values() -> None:
     rules = AccountRules.parse(
-        {"activation_requirements": {"Email": "Verified", "phone": "OK"}, "state_triggers": {"banned": ["BAN"]}}
+        {
+            "activation_requirements": {"Email": "Verified", "phone": "OK"},
+            "state_triggers": {"banned": ["BAN"]},
+        }
     )
     assert rules.activation_requirements == (("email", "verified"), ("phone", "ok"))
     assert rules.state_triggers == (("banned", frozenset({"ban"})),)
@@ -275,3 +282,9 @@ def test_label_text_is_lower_cased_and_squished(raw: str, normalised: str) -> No
 def test_normalised_text_may_still_be_invalid() -> None:
     assert label_text_problem(normalise_label_text(" Email ")) is None
     assert label_text_problem(normalise_label_text("Email Verified")) == LABEL_PROBLEM
+
+
+def test_rules_without_state_triggers_keep_barongs_and_an_empty_mapping_means_none() -> None:
+    assert AccountRules.parse({}).state_triggers == AccountRules().state_triggers
+    assert AccountRules.parse({"activation_requirements": {"email": "verified"}}) == AccountRules()
+    assert AccountRules.parse({"state_triggers": {}}).state_triggers == ()

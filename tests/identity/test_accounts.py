@@ -372,3 +372,19 @@ async def test_identity_aliases_answer_too(mail_client: Any, make_user: Any) -> 
         "/api/v2/identity/users", json={"email": "alias@example.com", "password": STRONG}, headers=browser()
     )
     assert response.status == 201
+
+
+@SQLITE_ONLY
+async def test_first_sign_up_is_an_ordinary_member_when_the_setting_is_off(
+    aiohttp_client: Any, mail_settings: Any, services: Any, inbox: Inbox
+) -> None:
+    from dataclasses import replace
+
+    from authz.app import build_app
+
+    settings = replace(mail_settings, first_registration_superadmin=False)
+    client = await aiohttp_client(build_app(settings, settings.redis_url))
+    response = await sign_up(client, "lonely@example.com")
+    body = await response.json()
+    assert (body["role"], body["state"], body["labels"]) == ("member", "pending", [])
+    await inbox.wait_for("lonely@example.com", "email_confirmation")

@@ -16,7 +16,9 @@ STRONG = "Correct-Horse-Battery-9"
 EMAIL = "alice@example.com"
 
 
-def problems_of(email: str = EMAIL, password: str = STRONG, username: Any = None, data: Any = None) -> list[str]:
+def problems_of(
+    email: str = EMAIL, password: str = STRONG, username: Any = None, data: Any = None
+) -> list[str]:
     fields, problems = validate_new_user(email, password, username, data, POLICY)
     assert (fields is None) is bool(problems)
     return problems
@@ -206,7 +208,8 @@ def test_dict_data_is_stored_as_json_that_reads_back_the_same() -> None:
 def test_valid_fields_come_back_normalised() -> None:
     fields, problems = validate_new_user(" Alice@Example.com ", STRONG, " Alice1 ", {"a": 1}, POLICY)
     assert problems == []
-    assert fields == NewUserFields(email="Alice@Example.com", password=STRONG, username="alice1", data='{"a":1}')
+    expected = NewUserFields(email="Alice@Example.com", password=STRONG, username="alice1", data='{"a":1}')
+    assert fields == expected
 
 
 @pytest.mark.parametrize(
