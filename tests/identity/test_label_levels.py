@@ -7,8 +7,6 @@ import asyncio
 import uuid
 from typing import Any
 
-import pytest
-
 from identity.account_rules import AccountRules
 from identity.labels import SqlLabelRepository, SqlLevelRepository
 from identity.models import Level, User
