@@ -12,6 +12,7 @@ import orjson
 from aiohttp import web
 
 from identity.http.params import read_params, required_strings
+from identity.http.responses import json_response
 from identity.password_policy import PasswordPolicy
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -38,10 +39,6 @@ class PublicConfig:
     git_sha: str | None = None
     git_tag: str | None = None
     build_date: str | None = None  # RFC 3339
-
-
-def _json(body: dict[str, Any], status: int = 200) -> web.Response:
-    return web.Response(status=status, body=orjson.dumps(body), content_type="application/json")
 
 
 def _compact(body: dict[str, Any]) -> dict[str, Any]:
@@ -87,10 +84,10 @@ class _GeneralHandlers:
         self.auth0_body = orjson.dumps({key: value for key, value in auth0.items() if value})
 
     async def ping(self, _request: web.Request) -> web.Response:
-        return _json({"ping": "pong"})
+        return json_response({"ping": "pong"})
 
     async def server_time(self, _request: web.Request) -> web.Response:
-        return _json({"time": int(self.clock())})
+        return json_response({"time": int(self.clock())})
 
     async def version(self, _request: web.Request) -> web.Response:
         return web.Response(body=self.version_body, content_type="application/json")
@@ -108,7 +105,7 @@ class _GeneralHandlers:
             params = await read_params(request)
             (password,) = required_strings(params, error_prefix, "password")
             # The policy scores a bounded prefix, so a long password costs no more than a short one.
-            return _json({"entropy": self.passwords.entropy(password)}, status=201)
+            return json_response({"entropy": self.passwords.entropy(password)}, status=201)
 
         return handle
 

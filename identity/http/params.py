@@ -68,3 +68,11 @@ def optional_string(params: dict[str, Any], prefix: str, name: str) -> str | Non
     if not isinstance(value, str):
         raise ValidationFailed(f"{prefix}.invalid_{name}")
     return value
+
+
+def captcha_response(params: dict[str, Any], prefix: str) -> Any:
+    """``captcha_response``: a string (reCAPTCHA) or an object (Geetest), else ``<prefix>.invalid_captcha_format``."""
+    captcha = params.get("captcha_response")
+    if captcha is not None and not isinstance(captcha, (str, dict)):
+        raise ValidationFailed(f"{prefix}.invalid_captcha_format")
+    return captcha

@@ -6,9 +6,8 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from identity.errors import ValidationFailed
 from identity.http.context import IDENTITY
-from identity.http.params import optional_string, read_params, required_strings
+from identity.http.params import captcha_response, optional_string, read_params, required_strings
 from identity.http.responses import json_response, session_opened
 
 PREFIX = "identity.session"
@@ -20,10 +19,7 @@ async def create_session(request: web.Request) -> web.Response:
     params = await read_params(request)
     email, password = required_strings(params, PREFIX, "email", "password")
     otp_code = optional_string(params, PREFIX, "otp_code")
-    captcha = params.get("captcha_response")
-    if captcha is not None and not isinstance(captcha, (str, dict)):
-        raise ValidationFailed(f"{PREFIX}.invalid_captcha_format")
-    await ctx.captcha.verify("session_create", captcha)
+    await ctx.captcha.verify("session_create", captcha_response(params, PREFIX))
     result = await ctx.login.login(
         email, password, otp_code, ctx.client_info(request), request.cookies.get(ctx.cookie_name)
     )

@@ -3,25 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 from aiohttp import web
 
 from identity.accounts import SignUpForm
-from identity.errors import ValidationFailed
 from identity.http.context import IDENTITY
-from identity.http.params import optional_string, read_params, required_strings
+from identity.http.params import captcha_response, optional_string, read_params, required_strings
 from identity.http.responses import json_response, session_opened
 
 PREFIX = "identity.user"
 PREFIXES = ("/api/v2/barong/identity", "/api/v2/identity")
-
-
-def _captcha(params: dict[str, Any]) -> Any:
-    captcha = params.get("captcha_response")
-    if captcha is not None and not isinstance(captcha, (str, dict)):
-        raise ValidationFailed(f"{PREFIX}.invalid_captcha_format")
-    return captcha
 
 
 async def sign_up(request: web.Request) -> web.Response:
@@ -30,7 +21,7 @@ async def sign_up(request: web.Request) -> web.Response:
     email, password = required_strings(params, PREFIX, "email", "password")
     username = params.get("username")
     refid = optional_string(params, PREFIX, "refid")
-    await ctx.captcha.verify("user_create", _captcha(params))
+    await ctx.captcha.verify("user_create", captcha_response(params, PREFIX))
     form = SignUpForm(email=email, password=password, username=username, refid=refid, data=params.get("data"))
     result = await ctx.accounts.sign_up(form, ctx.client_info(request), request.cookies.get(ctx.cookie_name))
     return await session_opened(request, result, 201)
@@ -40,7 +31,7 @@ async def generate_email_code(request: web.Request) -> web.Response:
     ctx = request.app[IDENTITY]
     params = await read_params(request)
     (email,) = required_strings(params, PREFIX, "email")
-    await ctx.captcha.verify("email_confirmation", _captcha(params))
+    await ctx.captcha.verify("email_confirmation", captcha_response(params, PREFIX))
     await ctx.accounts.request_confirmation(email)
     return json_response({}, 201)
 
@@ -59,7 +50,7 @@ async def generate_password_code(request: web.Request) -> web.Response:
     ctx = request.app[IDENTITY]
     params = await read_params(request)
     (email,) = required_strings(params, PREFIX, "email")
-    await ctx.captcha.verify("password_reset", _captcha(params))
+    await ctx.captcha.verify("password_reset", captcha_response(params, PREFIX))
     await ctx.accounts.request_reset(email, ctx.client_info(request))
     return json_response({}, 201)
 

@@ -9,19 +9,17 @@ runs on SQLite and PostgreSQL.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
-import aiohttp
 import jwt
 import pytest
 from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
 
-from authz.app import build_app
 from identity.labels import SqlLabelRepository
-from tests.identity.helpers import LOGIN, LOGIN_ALIAS, browser, cheap_argon2, decision_status, jwt_key_pem
+from tests.identity.helpers import LOGIN, LOGIN_ALIAS, browser, cheap_argon2, decision_status
 
 SQLITE_ONLY = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
@@ -113,18 +111,6 @@ async def providers(aiohttp_server: Any) -> FakeProviders:
     server = await aiohttp_server(app, host="127.0.0.1")
     fake.base = str(server.make_url("")).rstrip("/")
     return fake
-
-
-@pytest.fixture
-def make_client(aiohttp_client: Any, settings: Any, services: Any, clock: Any) -> Any:
-    """A client of the whole app built with changed settings; it keeps no cookies."""
-
-    async def make(**changes: Any) -> Any:
-        changed = replace(settings, **{"jwt_private_key": jwt_key_pem(), **changes})
-        app = build_app(changed, settings.redis_url, clock=clock)
-        return await aiohttp_client(app, cookie_jar=aiohttp.DummyCookieJar())
-
-    return make
 
 
 @pytest.fixture

@@ -11,16 +11,13 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-import aiohttp
 import bcrypt
 import orjson
 import pytest
 
-from authz.app import build_app
 from identity import passwords, totp
 from identity.sessions import session_hash
 from tests.identity.helpers import (
@@ -31,7 +28,6 @@ from tests.identity.helpers import (
     browser,
     cheap_argon2,
     decision_status,
-    jwt_key_pem,
     login,
     post_login,
     with_cookie,
@@ -51,18 +47,6 @@ def fast_hashing(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
     """Cheap argon2id parameters, unless a test parametrises this fixture with False."""
     if getattr(request, "param", True):
         cheap_argon2(monkeypatch)
-
-
-@pytest.fixture
-def make_client(aiohttp_client: Any, settings: Any, services: Any, clock: Any) -> Any:
-    """A client of the whole app built with changed settings; it keeps no cookies (each request says which)."""
-
-    async def make(**changes: Any) -> Any:
-        changed = replace(settings, **{"jwt_private_key": jwt_key_pem(), **changes})
-        app = build_app(changed, settings.redis_url, clock=clock)
-        return await aiohttp_client(app, cookie_jar=aiohttp.DummyCookieJar())
-
-    return make
 
 
 @pytest.fixture
