@@ -16,8 +16,6 @@ import yaml
 
 from identity.models import Label, Level
 
-_LABEL_TEXT_PROBLEM = "must be 3 to 255 characters of a-z, 0-9, _ and -"
-
 
 @dataclass(frozen=True, slots=True)
 class AccountRules:
@@ -88,17 +86,3 @@ def level_for(levels: Sequence[Level], labels: Iterable[Label]) -> int:
             break
         level = candidate.id
     return level
-
-
-def label_text_problem(text: str) -> str | None:
-    """Why ``text`` is not a valid label key or value (after normalising), or None."""
-    if not (3 <= len(text) <= 255) or not all(c.isascii() and (c.isalnum() or c in "_-") for c in text):
-        return _LABEL_TEXT_PROBLEM
-    if text != text.lower():
-        return _LABEL_TEXT_PROBLEM
-    return None
-
-
-def normalise_label_text(text: str) -> str:
-    """Barong's normalisation: lower case, whitespace squished."""
-    return " ".join(text.split()).lower()

@@ -1,7 +1,8 @@
-"""TOTP (RFC 6238: SHA-1, 6 digits, 30 s steps) with a one-step skew and single use of each code.
+"""TOTP (RFC 6238: SHA-1, 6 digits, 30 s steps) with a one-step skew.
 
-A code is accepted only for a time step later than the last step accepted for the same secret, which is
-what Vault's TOTP engine enforces for Barong.
+Single use is enforced by the caller: a code counts only for a time step later than the last step accepted
+for the same secret (``SqlUserRepository.claim_otp_step``), which is what Vault's TOTP engine enforces for
+Barong.
 """
 
 from __future__ import annotations
@@ -18,8 +19,8 @@ def new_secret() -> str:
     return pyotp.random_base32(32)
 
 
-def matching_step(secret: str, code: str, *, now: float | None = None, last_step: int | None = None) -> int | None:
-    """The time step ``code`` is valid for (within ±SKEW), if any and newer than ``last_step``."""
+def matching_step(secret: str, code: str, *, now: float | None = None) -> int | None:
+    """The time step ``code`` is valid for (within ±SKEW), if any; single use is the caller's check."""
     code = (code or "").strip()
     if not (code.isdigit() and len(code) == 6):
         return None
@@ -27,8 +28,6 @@ def matching_step(secret: str, code: str, *, now: float | None = None, last_step
     now = time.time() if now is None else now
     current = int(now // STEP)
     for step in range(current - SKEW, current + SKEW + 1):
-        if last_step is not None and step <= last_step:
-            continue
         if pyotp.utils.strings_equal(totp.at(step * STEP), code):
             return step
     return None

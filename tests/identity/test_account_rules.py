@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from authz.settings import PROJECT_ROOT
-from identity.account_rules import AccountRules, label_text_problem, level_for, normalise_label_text
+from identity.account_rules import AccountRules, level_for
 from identity.models import Label, Level
 
 DEFAULT_LEVELS = [
@@ -16,9 +16,6 @@ DEFAULT_LEVELS = [
     Level(2, "phone", "verified"),
     Level(3, "document", "verified"),
 ]
-LABEL_PROBLEM = "must be 3 to 255 characters of a-z, 0-9, _ and -"
-
-
 def labels(*specs: str) -> list[Label]:
     """``"email:verified"`` is a private label, ``"~ban:yes"`` a public one."""
     made = []
@@ -233,55 +230,6 @@ def test_shipped_barong_yml_loads_to_the_barong_defaults() -> None:
         ("deleted", frozenset({"delete"})),
         ("locked", frozenset({"suspicious", "lock"})),
     )
-
-
-# --- label text --------------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    "text",
-    ["abc", "email", "document_verified", "kyc-level-2", "a1b", "x" * 255, "0-_"],
-)
-def test_valid_label_text_has_no_problem(text: str) -> None:
-    assert label_text_problem(text) is None
-
-
-@pytest.mark.parametrize(
-    "text",
-    [
-        pytest.param("", id="empty"),
-        pytest.param("ab", id="2-chars"),
-        pytest.param("x" * 256, id="256-chars"),
-        pytest.param("Email", id="upper-case"),
-        pytest.param("email verified", id="space"),
-        pytest.param("email.verified", id="dot"),
-        pytest.param("email:verified", id="colon"),
-        pytest.param("émail", id="non-ascii-letter"),
-        pytest.param("١٢٣", id="non-ascii-digits"),
-        pytest.param("abc\n", id="newline"),
-    ],
-)
-def test_invalid_label_text_is_explained(text: str) -> None:
-    assert label_text_problem(text) == LABEL_PROBLEM
-
-
-@pytest.mark.parametrize(
-    ("raw", "normalised"),
-    [
-        ("Verified", "verified"),
-        ("  email  ", "email"),
-        ("Phone \t  Verified\n", "phone verified"),
-        ("DOCUMENT", "document"),
-        ("", ""),
-    ],
-)
-def test_label_text_is_lower_cased_and_squished(raw: str, normalised: str) -> None:
-    assert normalise_label_text(raw) == normalised
-
-
-def test_normalised_text_may_still_be_invalid() -> None:
-    assert label_text_problem(normalise_label_text(" Email ")) is None
-    assert label_text_problem(normalise_label_text("Email Verified")) == LABEL_PROBLEM
 
 
 def test_rules_without_state_triggers_keep_barongs_and_an_empty_mapping_means_none() -> None:
