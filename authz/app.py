@@ -24,7 +24,7 @@ from authz.geoip import GeoIP
 from authz.http import envoy, health
 from authz.http.errors import json_errors, json_http_errors
 from authz.http.state import STATE, AppState
-from authz.identity_api import identity_context, mailer, public_config
+from authz.identity_api import identity_context, install_resource_api, mailer, public_config
 from authz.invalidation import ChangeListener
 from authz.keys import load_or_create
 from authz.metrics import TALLY
@@ -39,6 +39,7 @@ from authz.snapshots import SnapshotCache
 from identity.activity_log import ClientInfo
 from identity.changes import PERMISSIONS, RESTRICTIONS
 from identity.http import general as identity_general
+from identity.http import resource as identity_resource
 from identity.http import sessions as identity_sessions
 from identity.http import users as identity_users
 from identity.http.context import IDENTITY
@@ -59,6 +60,7 @@ def build_app(settings: Settings, redis_url: str, *, clock: Callable[[], float] 
     health.add_routes(app, wrap=json_errors)
     identity_sessions.add_routes(app, wrap=json_errors)
     identity_users.add_routes(app, wrap=json_errors)
+    identity_resource.add_routes(app, wrap=json_errors)
     identity_general.add_routes(
         app, public_config(settings), PasswordPolicy(settings.password_min_entropy), clock=clock, wrap=json_errors
     )
@@ -164,6 +166,7 @@ async def _resources(
         return ClientInfo(ip=ip, user_agent=request.headers.get("User-Agent", ""), country=geoip.lookup(ip).country_name)
 
     app[IDENTITY] = identity_context(settings, services, signing_key, mail, http, client_info, clock)
+    install_resource_api(app, settings, services, signing_key, mail, http, client_info, clock)
 
     await policy.reload()
     reloader = asyncio.create_task(policy.run(POLICY_REFRESH_INTERVAL), name="authz-policy-reloader")

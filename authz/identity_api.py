@@ -19,9 +19,11 @@ from identity.account_rules import AccountRules
 from identity.accounts import AccountService
 from identity.activity_log import ClientInfo, UserActivityLog
 from identity.auth0 import Auth0Verifier
+from identity.bearer import BearerVerifier
 from identity.captcha import Captcha
 from identity.http.context import IdentityContext
 from identity.http.general import PublicConfig
+from identity.http.resource.context import RESOURCE, ResourceContext
 from identity.labels import SqlLabelRepository
 from identity.login import LoginService
 from identity.mail import Mailer, MailTemplates, RedisMailQueue, transport_for
@@ -169,3 +171,40 @@ def identity_context(
         cookie_name=settings.session_cookie,
         cookie_secure=settings.session_cookie_secure,
     )
+
+
+def install_resource_api(
+    app: web.Application,
+    settings: Settings,
+    services: Services,
+    signing_key: SigningKey,
+    mailer: Mailer,
+    http: aiohttp.ClientSession,
+    client_info: Callable[[web.Request], ClientInfo],
+    clock: Callable[[], float],
+) -> None:
+    """The resource API's services, each under its area's app key."""
+    rules = AccountRules.load(settings.account_rules_file)
+    app[RESOURCE] = ResourceContext(
+        bearer=BearerVerifier(
+            {signing_key.kid: signing_key.private_key.public_key()},
+            issuer=settings.jwt_issuer,
+            audience=settings.jwt_audience,
+            clock=clock,
+        ),
+        users=services.users,
+        labels=SqlLabelRepository(services.engine),
+        activities=services.activities,
+        activity=UserActivityLog(services.activities),
+        sessions=services.sessions,
+        changes=services.changes,
+        box=services.box,
+        rules=rules,
+        client_info=client_info,
+        clock=clock,
+        masking=settings.api_data_masking,
+    )
+    # --- account, labels, profiles, data storage ---
+    # --- OTP, API keys ---
+    # --- service accounts ---
+    # --- phones, documents ---

@@ -113,6 +113,20 @@ class Settings:
     mail_max_attempts: int = 8  # delivery attempts before a message is given up (and logged)
     mail_retry_delay: float = 5.0  # seconds before the first retry; doubles at each attempt
 
+    # --- resource API (the signed-in user's account, 2FA, API keys, profile data) ---------------------
+    api_data_masking: bool = True  # mask last names, birth dates, phone and document numbers in entities
+    sms_sender: str = "outbox"  # outbox (<data dir>/outbox/) | twilio
+    sms_content_template: str = "Your verification code for {app_name}: {code}"
+    phone_code_expire_time: int = 600  # seconds a phone verification code stays valid
+    phone_code_resend_interval: int = 60  # seconds before another code may be sent to the same number
+    twilio_url: str = "https://api.twilio.com"  # base URL of Twilio's REST API
+    twilio_account_sid: str = ""
+    twilio_auth_token: str = ""
+    twilio_phone_number: str = ""  # the sender ("From") number
+    upload_max_size: int = 10 * 1024 * 1024  # bytes per uploaded file
+    upload_content_types: tuple[str, ...] = ("image/jpeg", "image/png", "application/pdf")
+    upload_max_files: int = 10  # files in one documents/addresses request (Barong's DOC_NUM_LIMIT)
+
     host: str = "0.0.0.0"
     port: int = 8080
     workers: int = 1
@@ -308,6 +322,29 @@ def _account_rules_file(raw: str) -> Path:
 _COOKIE_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # an RFC 6265 token
 
 
+def _sms_template(raw: str) -> str:
+    if "{code}" not in raw:
+        raise ValueError("must contain {code}")
+    try:
+        raw.format(code="000000", app_name="app")
+    except (KeyError, IndexError, ValueError):
+        raise ValueError("may only use the placeholders {code} and {app_name}") from None
+    return raw
+
+
+def _non_negative_int(raw: str) -> int:
+    if not raw.strip().isdigit():
+        raise ValueError("must be a whole number, 0 or more")
+    return int(raw)
+
+
+def _content_types(raw: str) -> tuple[str, ...]:
+    types = tuple(item.lower() for item in _csv(raw))
+    if not types or not all(re.fullmatch(r"[a-z0-9.+-]+/[a-z0-9.+-]+", t) for t in types):
+        raise ValueError("must be a comma-separated list of media types such as image/png")
+    return types
+
+
 def _cookie_name(raw: str) -> str:
     value = raw.strip()
     if not _COOKIE_NAME.fullmatch(value):
@@ -387,6 +424,18 @@ _VARIABLES: tuple[tuple[str, str, Callable[[str], Any], bool], ...] = (
     ("AUTHZ_MAIL_SENDER", "mail_sender", _mail_address, False),
     ("AUTHZ_MAIL_MAX_ATTEMPTS", "mail_max_attempts", _positive_int, False),
     ("AUTHZ_MAIL_RETRY_DELAY", "mail_retry_delay", _positive_float, False),
+    ("AUTHZ_API_DATA_MASKING", "api_data_masking", _bool, False),
+    ("AUTHZ_SMS_SENDER", "sms_sender", _choice("outbox", "twilio"), False),
+    ("AUTHZ_SMS_CONTENT_TEMPLATE", "sms_content_template", _sms_template, False),
+    ("AUTHZ_PHONE_CODE_EXPIRE_TIME", "phone_code_expire_time", _positive_int, False),
+    ("AUTHZ_PHONE_CODE_RESEND_INTERVAL", "phone_code_resend_interval", _non_negative_int, False),
+    ("AUTHZ_TWILIO_URL", "twilio_url", _http_url, False),
+    ("AUTHZ_TWILIO_ACCOUNT_SID", "twilio_account_sid", _text, False),
+    ("AUTHZ_TWILIO_AUTH_TOKEN", "twilio_auth_token", _text, True),
+    ("AUTHZ_TWILIO_PHONE_NUMBER", "twilio_phone_number", _text, False),
+    ("AUTHZ_UPLOAD_MAX_SIZE", "upload_max_size", _positive_int, False),
+    ("AUTHZ_UPLOAD_CONTENT_TYPES", "upload_content_types", _content_types, False),
+    ("AUTHZ_UPLOAD_MAX_FILES", "upload_max_files", _positive_int, False),
     ("AUTHZ_HOST", "host", _text, False),
     ("AUTHZ_PORT", "port", _port, False),
     ("AUTHZ_WORKERS", "workers", _positive_int, False),
@@ -430,12 +479,23 @@ def _missing_companions(values: Mapping[str, Any]) -> list[str]:
         (values.get("captcha") == "geetest", "AUTHZ_GEETEST_ID", "geetest_id"),
         (values.get("captcha") == "geetest", "AUTHZ_GEETEST_KEY", "geetest_key"),
         (bool(values.get("auth0_domain")), "AUTHZ_AUTH0_CLIENT_ID", "auth0_client_id"),
+        (values.get("sms_sender") == "twilio", "AUTHZ_TWILIO_ACCOUNT_SID", "twilio_account_sid"),
+        (values.get("sms_sender") == "twilio", "AUTHZ_TWILIO_AUTH_TOKEN", "twilio_auth_token"),
+        (values.get("sms_sender") == "twilio", "AUTHZ_TWILIO_PHONE_NUMBER", "twilio_phone_number"),
     ]
     return [
-        f"{variable} must be set ({'AUTHZ_CAPTCHA' if 'AUTH0' not in variable else 'AUTHZ_AUTH0_DOMAIN'} needs it)"
+        f"{variable} must be set ({_needed_by(variable)} needs it)"
         for condition, variable, field in needs
         if condition and not values.get(field)
     ]
+
+
+def _needed_by(variable: str) -> str:
+    if "AUTH0" in variable:
+        return "AUTHZ_AUTH0_DOMAIN"
+    if "TWILIO" in variable:
+        return "AUTHZ_SMS_SENDER=twilio"
+    return "AUTHZ_CAPTCHA"
 
 
 def load_settings(env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:

@@ -145,6 +145,81 @@ activities = Table(
 )
 
 
+service_accounts = Table(
+    "service_accounts",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("uid", String(32), nullable=False, unique=True),
+    Column("email", String(255), nullable=False, unique=True),
+    Column("role", String(64), nullable=False, default="service_account"),
+    Column("level", Integer, nullable=False, default=0),
+    Column("state", String(32), nullable=False, default="pending"),
+    Column("owner_id", Id, ForeignKey("users.id", ondelete="SET NULL"), nullable=True),
+    *_timestamps(),
+    Index("ix_service_accounts_owner_id", "owner_id"),
+)
+
+profiles = Table(
+    "profiles",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("user_id", Id, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("first_name", String(255), nullable=True),
+    Column("last_name", String(255), nullable=True),
+    Column("dob", String(10), nullable=True),
+    Column("address", String(255), nullable=True),
+    Column("postcode", String(32), nullable=True),
+    Column("city", String(255), nullable=True),
+    Column("country", String(64), nullable=True),
+    Column("metadata", Text, nullable=True),
+    Column("state", String(16), nullable=False, default="drafted"),
+    *_timestamps(),
+    Index("ix_profiles_user_id", "user_id"),
+)
+
+phones = Table(
+    "phones",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("user_id", Id, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("country", String(8), nullable=False),
+    Column("number", String(32), nullable=False),
+    Column("validated_at", DateTime(timezone=True), nullable=True),
+    *_timestamps(),
+    Index("ix_phones_user_id", "user_id"),
+    Index("ix_phones_number", "number"),
+)
+
+documents = Table(
+    "documents",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("user_id", Id, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("doc_type", String(64), nullable=False),
+    Column("doc_number", String(128), nullable=True),
+    Column("doc_expire", String(10), nullable=True),
+    Column("doc_category", String(64), nullable=True),
+    Column("identificator", String(255), nullable=True),
+    Column("metadata", Text, nullable=True),
+    Column("upload", String(255), nullable=False),
+    Column("content_type", String(128), nullable=True),
+    Column("size", BigInteger, nullable=True),
+    *_timestamps(),
+    Index("ix_documents_user_id", "user_id"),
+)
+
+data_storages = Table(
+    "data_storages",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("user_id", Id, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("title", String(64), nullable=False),
+    Column("data", Text, nullable=False),
+    *_timestamps(),
+    UniqueConstraint("user_id", "title", name="uq_data_storages_user_title"),
+)
+
+
 def create_engine(url: str, *, timeout: float = 3.0) -> AsyncEngine:
     """An async engine for a ``sqlite+aiosqlite`` or ``postgresql+asyncpg`` URL."""
     if url.startswith("sqlite"):

@@ -112,3 +112,29 @@ class Auth0Rejected(IdentityError):
     """A verified Auth0 id_token that cannot log anyone in (no e-mail, or an unverified new one)."""
 
     key = "identity.session.auth0.invalid_params"
+
+
+class BearerRejected(IdentityError):
+    """A resource or admin request without a valid bearer JWT (or whose subject no longer exists)."""
+
+    key = "jwt.decode_and_verify"
+
+
+class BadRequest(IdentityError):
+    """A request the endpoint refuses before validation proper (Barong's 400 keys: 2FA off, no change...)."""
+
+
+class Forbidden(IdentityError):
+    """The caller may not do this."""
+
+
+class PayloadTooLarge(IdentityError):
+    """An upload beyond the configured size."""
+
+    key = "resource.documents.file_too_large"
+
+
+class ServiceUnavailable(IdentityError):
+    """An outside service (SMS provider...) did not answer; nothing was changed."""
+
+    key = "resource.unavailable"

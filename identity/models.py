@@ -135,3 +135,93 @@ class Level:
     key: str
     value: str
     description: str | None = None
+
+
+#: Label keys and values (Barong §4.7): 3–255 characters of ``[a-z0-9_-]`` after normalisation.
+LABEL_TEXT_MIN = 3
+LABEL_TEXT_MAX = 255
+
+SERVICE_ACCOUNT_STATES = ("pending", "active", "banned", "deleted", "locked", "disabled")
+PROFILE_STATES = ("drafted", "submitted", "verified", "rejected")
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceAccount:
+    """A non-human account owned by a user; it cannot log in and acts only through its API keys."""
+
+    id: int
+    uid: str
+    email: str
+    role: str
+    level: int
+    state: str
+    owner_id: int | None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+
+    @property
+    def usable(self) -> bool:
+        return self.state == "active"
+
+
+@dataclass(frozen=True, slots=True)
+class Profile:
+    """A user's personal data (KYC profile); ``state`` is drafted, submitted, verified or rejected."""
+
+    id: int
+    user_id: int
+    state: str
+    first_name: str | None = None
+    last_name: str | None = None
+    dob: str | None = None  # ISO date, YYYY-MM-DD
+    address: str | None = None
+    postcode: str | None = None
+    city: str | None = None
+    country: str | None = None
+    metadata: str | None = None  # JSON object text
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Phone:
+    """A user's phone number (E.164 digits, no "+"); verified once ``validated_at`` is set."""
+
+    id: int
+    user_id: int
+    country: str
+    number: str
+    validated_at: datetime | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Document:
+    """An uploaded identity or address document; the file lives in the upload store under ``upload``."""
+
+    id: int
+    user_id: int
+    doc_type: str
+    upload: str  # storage name of the file
+    doc_number: str | None = None
+    doc_expire: str | None = None  # ISO date
+    doc_category: str | None = None
+    identificator: str | None = None
+    metadata: str | None = None  # JSON object text
+    content_type: str | None = None
+    size: int | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DataStorage:
+    """A titled piece of additional user data (Barong's ``data_storages``); one per (user, title)."""
+
+    id: int
+    user_id: int
+    title: str
+    data: str
+    created_at: datetime | None = None
+    updated_at: datetime | None = None

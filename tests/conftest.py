@@ -13,10 +13,11 @@ import shutil
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 import redis as redis_sync
 from sqlalchemy import text
@@ -31,10 +32,23 @@ from identity.migrate import upgrade
 from identity.models import User
 from identity.passwords import hash_password
 from tests.authz.geo_helpers import write_test_mmdb
+from tests.authz.helpers import signing_key_pem
 
 POSTGRES_URL = os.environ.get("AUTHZ_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("AUTHZ_TEST_REDIS_URL", "redis://127.0.0.1:6379/9")
-TABLES = ("activities", "api_keys", "restrictions", "permissions", "labels", "users")
+TABLES = (
+    "activities",
+    "api_keys",
+    "restrictions",
+    "permissions",
+    "labels",
+    "data_storages",
+    "documents",
+    "phones",
+    "profiles",
+    "service_accounts",
+    "users",
+)
 BACKENDS = ("sqlite", "postgresql")
 
 
@@ -153,6 +167,18 @@ async def client(aiohttp_client: Any, settings: Settings, services: Services, cl
     """A test client of the whole app (decision endpoint, identity API), default policies loaded."""
     app = build_app(settings, settings.redis_url, clock=clock)
     return await aiohttp_client(app)
+
+
+@pytest.fixture
+def make_client(aiohttp_client: Any, settings: Settings, services: Any, clock: Any) -> Any:
+    """A client of the whole app built with changed settings; it keeps no cookies (each request says which)."""
+
+    async def make(**changes: Any) -> Any:
+        changed = replace(settings, **{"jwt_private_key": signing_key_pem(), **changes})
+        app = build_app(changed, settings.redis_url, clock=clock)
+        return await aiohttp_client(app, cookie_jar=aiohttp.DummyCookieJar())
+
+    return make
 
 
 @dataclass

@@ -29,6 +29,11 @@ STATUS: dict[type[errors.IdentityError], int] = {
     errors.CaptchaMissing: 400,
     errors.CaptchaRejected: 422,
     errors.Auth0Rejected: 401,
+    errors.BearerRejected: 401,
+    errors.BadRequest: 400,
+    errors.Forbidden: 403,
+    errors.PayloadTooLarge: 413,
+    errors.ServiceUnavailable: 503,
 }
 
 

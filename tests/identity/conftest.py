@@ -11,14 +11,12 @@ from dataclasses import replace
 from email.message import EmailMessage
 from typing import Any
 
-import aiohttp
 import pytest
 from aiosmtpd.controller import Controller
 
 from authz.app import build_app
 from authz.settings import Settings
 from tests.faults import free_port
-from tests.identity.helpers import jwt_key_pem
 
 
 class Inbox:
@@ -82,18 +80,6 @@ def inbox() -> Iterator[Inbox]:
 def mail_settings(settings: Settings, inbox: Inbox) -> Settings:
     """The test settings with mail going to the local SMTP server."""
     return replace(settings, smtp_url=f"smtp://127.0.0.1:{inbox.port}", smtp_tls="none", mail_retry_delay=0.1)
-
-
-@pytest.fixture
-def make_client(aiohttp_client: Any, settings: Settings, services: Any, clock: Any) -> Any:
-    """A client of the whole app built with changed settings; it keeps no cookies (each request says which)."""
-
-    async def make(**changes: Any) -> Any:
-        changed = replace(settings, **{"jwt_private_key": jwt_key_pem(), **changes})
-        app = build_app(changed, settings.redis_url, clock=clock)
-        return await aiohttp_client(app, cookie_jar=aiohttp.DummyCookieJar())
-
-    return make
 
 
 @pytest.fixture
