@@ -17,7 +17,7 @@ from aiohttp import web
 
 from authz.audit import ActivityRecorder
 from authz.authn.api_key import ApiKeyAuthenticator
-from authz.authn.base import SubjectDirectory
+from authz.authn.base import ServiceAccountDirectory, SubjectDirectory
 from authz.authn.cookie_session import CookieSessionAuthenticator
 from authz.client_ip import client_ip
 from authz.geoip import GeoIP
@@ -83,6 +83,11 @@ async def _resources(
     user_cache = SnapshotCache(trusted, ttl=settings.session_cache_ttl)
     key_cache = SnapshotCache(trusted, ttl=settings.session_cache_ttl)
     subjects = SubjectDirectory(services.users, user_cache)
+    # Service accounts share the ``user:<uid>`` messages (AccountPropagation announces them so).
+    service_account_cache = SnapshotCache(trusted, ttl=settings.session_cache_ttl)
+    service_account_directory = ServiceAccountDirectory(
+        services.service_accounts, service_account_cache
+    )
 
     def on_message(message: str) -> None:
         kind, _, ident = message.partition(":")
@@ -90,6 +95,7 @@ async def _resources(
             session_cache.invalidate(ident)
         elif kind == "user":
             user_cache.invalidate(ident)
+            service_account_cache.invalidate(ident)
         elif kind == "apikey":
             key_cache.invalidate(ident)
         elif message in (PERMISSIONS, RESTRICTIONS):
@@ -98,6 +104,7 @@ async def _resources(
     def forget_all() -> None:
         session_cache.clear()
         user_cache.clear()
+        service_account_cache.clear()
         key_cache.clear()
 
     async def on_resync() -> None:
@@ -133,6 +140,7 @@ async def _resources(
             nonce_lifetime_ms=settings.apikey_nonce_lifetime,
             reject_replay=settings.nonce_replay_rejected,
             clock=clock,
+            service_accounts=service_account_directory,
         ),
         CookieSessionAuthenticator(
             services.sessions,

@@ -1,4 +1,5 @@
-"""The ``authz`` command: serve, migrate, and administer users, API keys, permissions and restrictions.
+"""The ``authz`` command: serve, migrate, and administer users, service accounts, API keys, permissions and
+restrictions.
 
 Every write goes through the same repositories as the API and announces itself on the change channel, so
 running instances apply it within a second.
@@ -25,12 +26,14 @@ from authz.geoip import GeoIP
 from authz.keys import jwks, load_or_create
 from authz.services import Services
 from authz.settings import Settings, SettingsError, load_settings
-from identity.errors import IdentityError, StorageUnavailable
+from identity.account_propagation import SERVICE_ACCOUNT_HOLDER, USER_HOLDER
+from identity.errors import Conflict, IdentityError, StorageUnavailable, ValidationFailed
 from identity.login import otp_context
 from identity.models import API_KEY_ALGORITHMS, Permission
 from identity.passwords import hash_password
 from identity.permissions_file import PermissionsFileError, dump_permissions, parse_permissions
 from identity.restrictions import validate_restriction
+from identity.service_accounts import announcements
 from identity.whitelinks import RedisWhitelinkTokens
 
 USER_STATES = ("pending", "active", "banned", "deleted", "locked")
@@ -136,22 +139,101 @@ def cmd_users_create(settings: Settings, args: argparse.Namespace) -> int:
     return _with_services(settings, body)
 
 
+def cmd_service_accounts_create(settings: Settings, args: argparse.Namespace) -> int:
+    async def body(services: Services) -> int:
+        from authz.bootstrap import seed_defaults
+
+        await seed_defaults(services)  # the role is checked against the permissions, as at `users create`
+        owner = await services.users.get_by_uid(args.owner)
+        if owner is None:
+            raise CommandError(f"no user with uid {args.owner}")
+        accounts = services.service_accounts
+        try:
+            account = await accounts.create(owner, args.role, email=args.email)
+        except ValidationFailed as exc:
+            if "role.doesnt_exist" not in exc.keys:
+                raise
+            roles = ", ".join(sorted({p.role for p in await services.permissions.list_all()}))
+            unknown = f"role {args.role!r} has no permissions (role.doesnt_exist); known: {roles}"
+            raise CommandError(unknown) from None
+        except Conflict:
+            taken = "the e-mail or uid belongs to a user or service account already (email_or_uid.not_uniq)"
+            raise CommandError(taken) from None
+        print(account.uid)
+        return 0
+
+    return _with_services(settings, body)
+
+
+def cmd_service_accounts_list(settings: Settings, args: argparse.Namespace) -> int:
+    async def body(services: Services) -> int:
+        accounts = services.service_accounts
+        if args.owner:
+            owner = await services.users.get_by_uid(args.owner)
+            if owner is None:
+                raise CommandError(f"no user with uid {args.owner}")
+            found = await accounts.list_for_owner(owner.id)
+            owner_uids = {owner.id: owner.uid}
+        else:
+            found = await accounts.list_all()
+            owner_uids = {}
+            for owner_id in {a.owner_id for a in found if a.owner_id is not None}:
+                user = await services.users.get_by_id(owner_id)
+                if user is not None:
+                    owner_uids[owner_id] = user.uid
+        for a in found:
+            owner_uid = owner_uids.get(a.owner_id, "-") if a.owner_id is not None else "-"
+            print(f"{a.uid}\t{a.email}\t{a.role}\t{a.level}\t{a.state}\t{owner_uid}")
+        return 0
+
+    return _with_services(settings, body)
+
+
+def cmd_service_accounts_disable(settings: Settings, args: argparse.Namespace) -> int:
+    """Barong's delete: the account becomes ``disabled`` and its active keys ``inactive``."""
+
+    async def body(services: Services) -> int:
+        result = await services.service_accounts.delete(args.uid)
+        if result is None:
+            raise CommandError(f"no service account with uid {args.uid} (service_account.doesnt_exist)")
+        account, kids = result
+        await _announce(services, lambda: services.changes.publish(*announcements(account, kids)))
+        print(f"disabled service account {account.uid}; {len(kids)} key(s) deactivated")
+        return 0
+
+    return _with_services(settings, body)
+
+
 def cmd_api_keys_create(settings: Settings, args: argparse.Namespace) -> int:
     async def body(services: Services) -> int:
-        user = await services.users.get_by_uid(args.uid)
-        if user is None:
-            raise CommandError(f"no user with uid {args.uid}")
-        if user.state != "active":
-            raise CommandError("the key holder must be active (key_holder_account.invalid)")
-        if not user.otp:
-            # The decision endpoint refuses keys of holders without 2FA (authz.disabled_2fa).
-            raise CommandError("the key holder must have 2FA enabled (resource.api_key.2fa_disabled)")
-        key = await services.api_keys.create(holder_id=user.id, algorithm=args.algorithm)
+        holder_id, holder_type = await _key_holder(services, args.uid)
+        key = await services.api_keys.create(
+            holder_id=holder_id, holder_type=holder_type, algorithm=args.algorithm
+        )
         await _announce(services, lambda: services.changes.api_key_changed(key.kid))
         print(orjson.dumps({"kid": key.kid, "secret": key.secret, "algorithm": key.algorithm}).decode())
         return 0
 
     return _with_services(settings, body)
+
+
+async def _key_holder(services: Services, uid: str) -> tuple[int, str]:
+    """(id, holder type) of the user or service account ``uid`` that may hold a new key."""
+    user = await services.users.get_by_uid(uid)
+    if user is not None:
+        if user.state != "active":
+            raise CommandError("the key holder must be active (key_holder_account.invalid)")
+        if not user.otp:
+            # The decision endpoint refuses keys of holders without 2FA (authz.disabled_2fa).
+            raise CommandError("the key holder must have 2FA enabled (resource.api_key.2fa_disabled)")
+        return user.id, USER_HOLDER
+    account = await services.service_accounts.get_by_uid(uid)
+    if account is None:
+        raise CommandError(f"no user with uid {uid}, nor service account")
+    if account.state != "active":
+        raise CommandError("the key holder must be active (key_holder_account.invalid)")
+    # No 2FA asked of service accounts (Barong): their owner turning 2FA off deactivates their keys.
+    return account.id, SERVICE_ACCOUNT_HOLDER
 
 
 def cmd_permissions_import(settings: Settings, args: argparse.Namespace) -> int:
@@ -287,9 +369,23 @@ def parser() -> argparse.ArgumentParser:
 
     keys = sub.add_parser("api-keys", help="API keys").add_subparsers(dest="keys_command", required=True)
     key_create = keys.add_parser("create", help="create a key; prints kid and secret (shown once)")
-    key_create.add_argument("--uid", required=True)
+    key_create.add_argument("--uid", required=True, help="a user's uid, or a service account's (SI...)")
     key_create.add_argument("--algorithm", default="HS256", choices=API_KEY_ALGORITHMS)
     key_create.set_defaults(func=cmd_api_keys_create)
+
+    accounts = sub.add_parser("service-accounts", help="service accounts (API keys only, no login)")
+    sa = accounts.add_subparsers(dest="sa_command", required=True)
+    sa_create = sa.add_parser("create", help="create a service account for a user; prints its uid")
+    sa_create.add_argument("--owner", required=True, help="the owner's uid (level and state are copied)")
+    sa_create.add_argument("--role", required=True, help="a role that has permissions")
+    sa_create.add_argument("--email", help="default: <owner local part>+<uid>@<owner domain>")
+    sa_create.set_defaults(func=cmd_service_accounts_create)
+    sa_list = sa.add_parser("list", help="list service accounts: uid, email, role, level, state, owner uid")
+    sa_list.add_argument("--owner", help="only those of this user")
+    sa_list.set_defaults(func=cmd_service_accounts_list)
+    sa_disable = sa.add_parser("disable", help="disable a service account and deactivate its keys")
+    sa_disable.add_argument("uid")
+    sa_disable.set_defaults(func=cmd_service_accounts_disable)
 
     perms = sub.add_parser("permissions", help="permissions").add_subparsers(dest="perm_command", required=True)
     imp = perms.add_parser("import", help="load permissions from a seeds.yml-shaped YAML file")

@@ -15,22 +15,42 @@ from aiohttp import web
 from authz.keys import SigningKey
 from authz.services import Services
 from authz.settings import Settings
+from identity.account_propagation import AccountPropagation
 from identity.account_rules import AccountRules
 from identity.accounts import AccountService
 from identity.activity_log import ClientInfo, UserActivityLog
+from identity.api_key_service import ApiKeyService
 from identity.auth0 import Auth0Verifier
 from identity.bearer import BearerVerifier
 from identity.captcha import Captcha
+from identity.data_storage import SqlDataStorageRepository
+from identity.documents import DocumentService, SqlDocumentRepository
 from identity.http.context import IdentityContext
 from identity.http.general import PublicConfig
+from identity.http.resource.account import ACCOUNT
+from identity.http.resource.api_keys import API_KEYS
 from identity.http.resource.context import RESOURCE, ResourceContext
-from identity.labels import SqlLabelRepository
+from identity.http.resource.documents import DOCUMENTS, UPLOADS
+from identity.http.resource.labels import LABELS
+from identity.http.resource.otp import OTP
+from identity.http.resource.phones import PHONES
+from identity.http.resource.service_accounts import SERVICE_ACCOUNTS
+from identity.http.responses import ACCOUNT_RECORDS, AccountRecords
+from identity.labels import PublicLabels, SqlLabelRepository
 from identity.login import LoginService
 from identity.mail import Mailer, MailTemplates, RedisMailQueue, transport_for
 from identity.notifications import Notifier
+from identity.otp_service import OtpService
 from identity.password_policy import PasswordPolicy
+from identity.phones import PhoneService, RedisPhoneCodes, SqlPhoneRepository
+from identity.profiles import SqlProfileRepository
+from identity.self_service import AccountSelfService
+from identity.service_accounts import OwnedServiceAccounts
+from identity.sms import OutboxSmsSender, SmsSender, TwilioSmsSender
 from identity.throttle import LoginThrottle
 from identity.tokens import AccountTokens
+from identity.two_factor import TotpChecker
+from identity.uploads import UploadStore
 from identity.whitelinks import RedisWhitelinkTokens
 
 
@@ -77,6 +97,16 @@ def mailer(settings: Settings, services: Services, clock: Callable[[], float]) -
     )
 
 
+def account_notifier(settings: Settings, mailer: Mailer) -> Notifier:
+    """The account e-mails (confirmation, reset, password changed, new login) and their links."""
+    return Notifier(
+        mailer,
+        frontend_url=settings.frontend_url,
+        email_token_hours=max(1, settings.email_token_expire_time // 3600),
+        reset_token_hours=max(1, settings.reset_token_expire_time // 3600),
+    )
+
+
 def identity_context(
     settings: Settings,
     services: Services,
@@ -89,12 +119,7 @@ def identity_context(
     """The identity API's services: login, accounts, captcha, Auth0, mail."""
     rules = AccountRules.load(settings.account_rules_file)
     activity = UserActivityLog(services.activities)
-    notifier = Notifier(
-        mailer,
-        frontend_url=settings.frontend_url,
-        email_token_hours=max(1, settings.email_token_expire_time // 3600),
-        reset_token_hours=max(1, settings.reset_token_expire_time // 3600),
-    )
+    notifier = account_notifier(settings, mailer)
     throttle = LoginThrottle(
         services.redis,
         namespace=settings.redis_namespace,
@@ -185,7 +210,7 @@ def install_resource_api(
 ) -> None:
     """The resource API's services, each under its area's app key."""
     rules = AccountRules.load(settings.account_rules_file)
-    app[RESOURCE] = ResourceContext(
+    resource = app[RESOURCE] = ResourceContext(
         bearer=BearerVerifier(
             {signing_key.kid: signing_key.private_key.public_key()},
             issuer=settings.jwt_issuer,
@@ -199,12 +224,82 @@ def install_resource_api(
         sessions=services.sessions,
         changes=services.changes,
         box=services.box,
+        totp=TotpChecker(services.users, services.box, clock),
+        propagation=AccountPropagation(services.engine, services.changes),
         rules=rules,
         client_info=client_info,
         clock=clock,
+        cookie_name=settings.session_cookie,
         masking=settings.api_data_masking,
     )
-    # --- account, labels, profiles, data storage ---
-    # --- OTP, API keys ---
-    # --- service accounts ---
-    # --- phones, documents ---
+
+    phones = SqlPhoneRepository(services.engine)
+    app[ACCOUNT_RECORDS] = AccountRecords(
+        SqlProfileRepository(services.engine),
+        SqlDataStorageRepository(services.engine),
+        phones,
+        masking=settings.api_data_masking,
+    )
+    app[LABELS] = PublicLabels(services.engine, services.changes)
+    app[ACCOUNT] = AccountSelfService(
+        users=services.users,
+        activities=services.activities,
+        activity=resource.activity,
+        sessions=services.sessions,
+        totp=resource.totp,
+        propagation=resource.propagation,
+        changes=services.changes,
+        notifier=account_notifier(settings, mailer),
+        passwords=PasswordPolicy(settings.password_min_entropy),
+        rules=rules,
+    )
+
+    app[API_KEYS] = ApiKeyService(services.api_keys, resource.totp, services.changes)
+    app[OTP] = OtpService(
+        users=services.users,
+        box=services.box,
+        totp=resource.totp,
+        sessions=services.sessions,
+        changes=services.changes,
+        propagation=resource.propagation,
+        activity=resource.activity,
+        rules=rules,
+        issuer=settings.app_name,
+    )
+
+    app[SERVICE_ACCOUNTS] = OwnedServiceAccounts(services.service_accounts, app[API_KEYS])
+
+    sms: SmsSender = OutboxSmsSender(settings.data_dir / "outbox" / "sms")
+    if settings.sms_sender == "twilio":
+        sms = TwilioSmsSender(
+            http,
+            base_url=settings.twilio_url,
+            account_sid=settings.twilio_account_sid,
+            auth_token=settings.twilio_auth_token,
+            from_number=settings.twilio_phone_number,
+        )
+    app[PHONES] = PhoneService(
+        phones,
+        RedisPhoneCodes(
+            services.redis,
+            settings.redis_namespace,
+            expire_time=settings.phone_code_expire_time,
+            resend_interval=settings.phone_code_resend_interval,
+            clock=clock,
+        ),
+        sms,
+        services.users,
+        resource.propagation,
+        rules,
+        template=settings.sms_content_template,
+        app_name=settings.app_name,
+        clock=clock,
+    )
+    app[UPLOADS] = UploadStore(
+        settings.data_dir / "uploads",
+        max_size=settings.upload_max_size,
+        content_types=settings.upload_content_types,
+    )
+    app[DOCUMENTS] = DocumentService(
+        SqlDocumentRepository(services.engine), app[UPLOADS], limit=settings.upload_max_files
+    )

@@ -16,6 +16,7 @@ from identity.db import create_engine
 from identity.permissions import SqlPermissionRepository
 from identity.restrictions import SqlRestrictionRepository
 from identity.secretbox import SecretBox, load_or_create_key, parse_key
+from identity.service_accounts import SqlServiceAccountRepository
 from identity.sessions import RedisSessionStore
 from identity.users import SqlUserRepository
 
@@ -48,6 +49,7 @@ class Services:
     box: SecretBox
     users: SqlUserRepository
     api_keys: SqlApiKeyRepository
+    service_accounts: SqlServiceAccountRepository
     permissions: SqlPermissionRepository
     restrictions: SqlRestrictionRepository
     activities: SqlActivityRepository
@@ -68,6 +70,7 @@ class Services:
             box=box,
             users=SqlUserRepository(engine, settings.uid_prefix),
             api_keys=SqlApiKeyRepository(engine, box),
+            service_accounts=SqlServiceAccountRepository(engine),
             permissions=SqlPermissionRepository(engine),
             restrictions=SqlRestrictionRepository(engine),
             activities=SqlActivityRepository(engine),

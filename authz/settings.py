@@ -125,7 +125,7 @@ class Settings:
     twilio_phone_number: str = ""  # the sender ("From") number
     upload_max_size: int = 10 * 1024 * 1024  # bytes per uploaded file
     upload_content_types: tuple[str, ...] = ("image/jpeg", "image/png", "application/pdf")
-    upload_max_files: int = 10  # files in one documents/addresses request (Barong's DOC_NUM_LIMIT)
+    upload_max_files: int = 10  # documents (files) one user may hold (Barong's DOC_NUM_LIMIT)
 
     host: str = "0.0.0.0"
     port: int = 8080

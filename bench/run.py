@@ -1,6 +1,6 @@
 """Load test of the decision endpoint with wrk, against a bare aiohttp handler measured in the same run.
 
-    python bench/run.py [--duration S] [--runs N] [--connections C]
+    python bench/run.py [--duration S] [--runs N] [--connections C] [--only g] [--no-latency]
 
 Starts, in a temporary data directory (SQLite + the private Redis, unless --database-url / --redis-url):
 ``authz serve --workers 2`` and bench/bare_app.py (2 workers), sets up a cookie session and API keys with
@@ -13,6 +13,8 @@ warm-up, then the measured interval):
     (c)  allowed cookie request    GET /api/v2/auth/api/v2/peatio/account/balances
     (d)  allowed API-key request   the same, fresh nonce per request (apikey.lua + a precomputed table)
     (e)  denied request            the same, no credentials: 401 authz.invalid_session
+    (g)  resource API              GET /api/v2/barong/resource/users/me with the JWT the decision endpoint
+                                   minted (bearer verification, the user and its labels/profiles from SQL)
 
 Every measured interval is checked: wrk's non-2xx count and socket errors, and the sidecar's own
 ``authz_decisions_total`` counters (diffed around the interval) must show only the expected decision.
@@ -57,6 +59,7 @@ CLIENT_IP = "81.2.69.10"  # sent as X-Forwarded-For; the peer (127.0.0.1) is a t
 PASSWORD = "Bench-Passw0rd-42"
 PASS_PATH = "/api/v2/auth/api/v2/barong/public/ping"
 BALANCES_PATH = "/api/v2/auth/api/v2/peatio/account/balances"
+ME_PATH = "/api/v2/barong/resource/users/me"  # an upstream of the gateway: the resource API, bearer JWT
 LOGIN_PATH = "/api/v2/barong/identity/sessions"
 COOKIE_NAME = "_barong_session"
 
@@ -411,6 +414,7 @@ class Bench:
         self.keys: list[ApiKey] = []
         self.probe_key: ApiKey | None = None
         self.cookie = ""
+        self.resource_headers: dict[str, str] = {}  # (g): the JWT is renewed by its probe before each run
 
     # setup
 
@@ -473,6 +477,13 @@ class Bench:
                 target=0.7,
                 probe=self._probe_deny,
             ),
+            Scenario(
+                "g",
+                "resource API users/me",
+                self.base + ME_PATH,
+                self.resource_headers,
+                probe=self._probe_resource,
+            ),
         ]
 
     # probes: one request each, checked in full
@@ -520,6 +531,24 @@ class Bench:
         reply = fetch("GET", self.base + BALANCES_PATH, {"User-Agent": USER_AGENT})
         ok = reply.status == 401 and json.loads(reply.body or b"{}") == {"errors": ["authz.invalid_session"]}
         return None if ok else f"deny: {reply.status} {reply.body[:80]!r}"
+
+    def _probe_resource(self) -> str | None:
+        headers = {
+            "User-Agent": USER_AGENT,
+            "Cookie": f"{COOKIE_NAME}={self.cookie}",
+            "X-Forwarded-For": CLIENT_IP,
+        }
+        decision = fetch("GET", self.base + "/api/v2/auth" + ME_PATH, headers)
+        problem = self._bearer("resource decision", decision)
+        if problem:
+            return problem
+        self.resource_headers.clear()
+        self.resource_headers.update(
+            {"User-Agent": USER_AGENT, "Authorization": decision.headers["Authorization"]}  # type: ignore[attr-defined]
+        )
+        reply = fetch("GET", self.base + ME_PATH, self.resource_headers)
+        ok = reply.status == 200 and b'"uid"' in reply.body
+        return None if ok else f"resource users/me: {reply.status} {reply.body[:120]!r}"
 
     # measuring
 
@@ -704,6 +733,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--redis-url", help="use this Redis instead of a private one (a fresh key namespace)")
     parser.add_argument("--database-url", help="use this database instead of SQLite in the temp data dir")
     parser.add_argument("--no-latency", action="store_true", help="skip bench/decision_latency.py")
+    parser.add_argument(
+        "--only",
+        type=lambda raw: {part.strip() for part in raw.split(",") if part.strip()},
+        default=set(),
+        help="run only these scenarios, e.g. --only g (the baseline (a) always runs)",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the temporary data dir (logs, nonce table)")
     args = parser.parse_args(argv)
     if args.duration <= 0 or args.runs < 1 or args.connections < 1 or args.api_keys < 1 or args.warmup < 0:
@@ -791,7 +826,7 @@ def start_servers(
 
 def load_test(args: argparse.Namespace, bench: Bench, processes: list[Managed]) -> bool:
     """Every run of every scenario, then the medians; True when every check passed."""
-    scenarios = bench.scenarios()
+    scenarios = [s for s in bench.scenarios() if not args.only or s.key in args.only or s.key == "a"]
     runs: list[dict[str, Measured]] = []
     for run in range(1, args.runs + 1):
         results: dict[str, Measured] = {}

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, select
+from sqlalchemy import Row, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from identity.db import activities, utcnow
@@ -28,6 +30,17 @@ def _activity(row: Row[Any]) -> Activity:
         data=row.data,
         created_at=row.created_at,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class ActivityFilter:
+    """Which of a user's activities to list: a topic (None for all), a result, and a time range
+    (``since`` inclusive, ``until`` exclusive)."""
+
+    topic: str | None = None
+    result: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
 
 
 class SqlActivityRepository:
@@ -71,3 +84,31 @@ class SqlActivityRepository:
         async with reading(self._engine) as conn:
             rows = (await conn.execute(query)).all()
         return [_activity(row) for row in rows]
+
+    async def user_page(
+        self, user_id: int, wanted: ActivityFilter, *, offset: int = 0, limit: int = 100
+    ) -> tuple[list[Activity], int]:
+        """One page of the user-category activities of ``user_id`` matching ``wanted``, newest first, and
+        how many match in all."""
+        conditions = [activities.c.user_id == user_id, activities.c.category == "user"]
+        if wanted.topic is not None:
+            conditions.append(activities.c.topic == wanted.topic)
+        if wanted.result is not None:
+            conditions.append(activities.c.result == wanted.result)
+        if wanted.since is not None:
+            conditions.append(activities.c.created_at >= wanted.since)
+        if wanted.until is not None:
+            conditions.append(activities.c.created_at < wanted.until)
+        query = (
+            select(activities)
+            .where(*conditions)
+            .order_by(activities.c.created_at.desc(), activities.c.id.desc())
+            .offset(offset)
+            .limit(limit)
+        )
+        async with reading(self._engine) as conn:
+            total = int(
+                await conn.scalar(select(func.count()).select_from(activities).where(*conditions)) or 0
+            )
+            rows = (await conn.execute(query)).all() if total > offset else []
+        return [_activity(row) for row in rows], total

@@ -1,4 +1,5 @@
-"""HMAC API keys: creation (secret returned once) and lookup with the secret decrypted (``SqlApiKeyRepository``)."""
+"""HMAC API keys in SQL (``SqlApiKeyRepository``): creation (secret returned once), lookup with the secret
+decrypted, and the listing, update and deletion of one holder's keys (a user's or a service account's)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import secrets
 from typing import Any
 
 import orjson
-from sqlalchemy import Row, select, update
+from sqlalchemy import Row, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from identity.db import api_keys, utcnow
@@ -14,6 +15,9 @@ from identity.errors import ValidationFailed
 from identity.models import API_KEY_ALGORITHMS, ApiKey
 from identity.secretbox import SecretBox
 from identity.storage import reading, transaction
+
+#: Columns a listing may be ordered by (``order_by``): the entity's, and ``id`` (Barong's default).
+ORDERABLE = ("id", "kid", "algorithm", "scope", "state", "created_at", "updated_at")
 
 
 def _context(kid: str) -> str:
@@ -79,6 +83,62 @@ class SqlApiKeyRepository:
         async with reading(self._engine) as conn:
             row = (await conn.execute(select(api_keys).where(api_keys.c.kid == kid))).first()
         return self._key(row) if row else None
+
+    async def list_for(
+        self,
+        holder_type: str,
+        holder_id: int,
+        *,
+        order_by: str = "created_at",
+        ordering: str = "asc",
+        offset: int = 0,
+        limit: int = 100,
+    ) -> tuple[list[ApiKey], int]:
+        """One page of a holder's keys, and how many the holder has in all.
+
+        ``order_by`` is one of :data:`ORDERABLE`, ``ordering`` ``asc`` or ``desc`` (the caller validates them);
+        ``id`` breaks ties so that pages never overlap.
+        """
+        if order_by not in ORDERABLE or ordering not in ("asc", "desc"):
+            raise ValueError(f"cannot order api keys by {order_by} {ordering}")
+        column = api_keys.c[order_by]
+        tie = api_keys.c.id
+        direction = (column.desc(), tie.desc()) if ordering == "desc" else (column.asc(), tie.asc())
+        held = (api_keys.c.key_holder_account_type == holder_type) & (api_keys.c.key_holder_account_id == holder_id)
+        async with reading(self._engine) as conn:
+            total = int(await conn.scalar(select(func.count()).select_from(api_keys).where(held)) or 0)
+            rows = (
+                await conn.execute(select(api_keys).where(held).order_by(*direction).offset(offset).limit(limit))
+            ).all()
+        return [self._key(row) for row in rows], total
+
+    async def get_for(self, holder_type: str, holder_id: int, kid: str) -> ApiKey | None:
+        """The key ``kid`` if it belongs to that holder (someone else's key is as good as absent)."""
+        key = await self.get(kid)
+        if key is None or key.holder_type != holder_type or key.holder_id != holder_id:
+            return None
+        return key
+
+    async def update(
+        self, kid: str, *, scope: tuple[str, ...] | None = None, state: str | None = None
+    ) -> ApiKey | None:
+        """Change a key's scope and/or state; None when there is no such key."""
+        values: dict[str, Any] = {"updated_at": utcnow()}
+        if scope is not None:
+            values["scope"] = orjson.dumps(list(scope)).decode()
+        if state is not None:
+            values["state"] = state
+        async with transaction(self._engine) as conn:
+            result = await conn.execute(update(api_keys).where(api_keys.c.kid == kid).values(**values))
+        if result.rowcount != 1:
+            return None
+        return await self.get(kid)
+
+    async def delete(self, kid: str) -> bool:
+        """Remove a key; True when it existed."""
+        async with transaction(self._engine) as conn:
+            result = await conn.execute(delete(api_keys).where(api_keys.c.kid == kid))
+        return result.rowcount == 1
 
     async def set_state(self, kid: str, state: str) -> bool:
         async with transaction(self._engine) as conn:

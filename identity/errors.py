@@ -84,6 +84,12 @@ class Conflict(IdentityError):
     key = "value.taken"
 
 
+class AlreadyExists(IdentityError):
+    """A record the caller may hold only once exists already (Barong answers these with 409)."""
+
+    key = "record.exists"
+
+
 class StorageUnavailable(IdentityError):
     """The database or Redis did not answer; nothing was written."""
 

@@ -26,7 +26,7 @@ from identity.errors import (
 from identity.models import USABLE_STATES, User
 from identity.notifications import Notifier
 from identity.passwords import hash_password_off_loop, needs_rehash, verify_password_off_loop
-from identity.secretbox import SecretBox
+from identity.secretbox import SecretBox, SecretBoxError
 from identity.sessions import RedisSessionStore, SessionRecord, session_hash
 from identity.throttle import LoginThrottle
 from identity.users import SqlUserRepository
@@ -92,8 +92,11 @@ class LoginService:
         if user.otp:
             if not (otp_code or "").strip():
                 raise OtpRequired()
-            secret = self._box.decrypt(creds.otp_secret_encrypted or "", context=otp_context(user.uid))
-            step = totp.matching_step(secret, otp_code or "", now=self._clock())
+            try:
+                secret = self._box.decrypt(creds.otp_secret_encrypted or "", context=otp_context(user.uid))
+            except SecretBoxError:
+                secret = None  # no seed stored (or not readable with this key): no code can be right
+            step = totp.matching_step(secret, otp_code or "", now=self._clock()) if secret else None
             if step is None:
                 await self._throttle.failed(client.ip, email)
                 await self._activity.record(user, client, "session", "login::2fa", "failed", "Invalid OTP")

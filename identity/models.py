@@ -53,7 +53,7 @@ class ApiKey:
     kid: str
     algorithm: str
     state: str
-    holder_type: str  # "User" (service accounts come later)
+    holder_type: str  # "User" or "ServiceAccount"
     holder_id: int
     secret: str = field(repr=False)
     scope: tuple[str, ...] = ()

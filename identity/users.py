@@ -166,6 +166,11 @@ class SqlUserRepository:
             return None
         return await self.get_by_uid(uid)
 
+    async def otp_secret(self, user_id: int) -> str | None:
+        """The encrypted TOTP secret of a user (None when none was generated)."""
+        async with reading(self._engine) as conn:
+            return await conn.scalar(select(users.c.otp_secret_encrypted).where(users.c.id == user_id))
+
     async def claim_otp_step(self, user_id: int, step: int) -> bool:
         """Record ``step`` as the last TOTP step used; False when it (or a later one) was used already."""
         query = (
@@ -214,6 +219,27 @@ class SqlUserRepository:
                     .values(state=rules.state_for(labels), level=level_for(levels, labels), updated_at=utcnow())
                 )
         return await self.get_by_uid(uid)
+
+    async def delete_label(self, uid: str, key: str, scope: str, rules: AccountRules) -> tuple[User, bool] | None:
+        """Remove a label; a private one recomputes level and state (§4.7) in the same transaction.
+
+        Returns the user as it is afterwards and whether a label was removed; None when there is no such user.
+        """
+        async with transaction(self._engine) as conn:
+            user_id = await conn.scalar(select(users.c.id).where(users.c.uid == uid).with_for_update())
+            if user_id is None:
+                return None
+            removed = await SqlLabelRepository.delete_in(conn, user_id, key, scope)
+            if removed and scope == "private":
+                labels = await SqlLabelRepository.for_user_in(conn, user_id)
+                levels = await SqlLevelRepository.list_in(conn)
+                await conn.execute(
+                    update(users)
+                    .where(users.c.id == user_id)
+                    .values(state=rules.state_for(labels), level=level_for(levels, labels), updated_at=utcnow())
+                )
+        user = await self.get_by_uid(uid)
+        return (user, removed) if user is not None else None
 
     async def count(self) -> int:
         async with reading(self._engine) as conn:

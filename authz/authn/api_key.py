@@ -2,6 +2,10 @@
 
 Improvements over Barong: constant-time comparison, HS384/HS512, and each kid+nonce pair accepted once
 within the nonce window (Redis ``SET NX`` with the window as TTL) unless replay rejection is turned off.
+
+Keys of service accounts authenticate as the account (§5.3): it must be ``active`` and its owner must exist
+and be active or pending (a backstop should a propagation of the owner's change have been missed); as in
+Barong, no 2FA is asked of them.
 """
 
 from __future__ import annotations
@@ -11,10 +15,18 @@ import hmac
 import time
 from collections.abc import Callable
 
-from authz.authn.base import NOT_MINE, SubjectDirectory, _NotMine, user_principal
+from authz.authn.base import (
+    NOT_MINE,
+    ServiceAccountDirectory,
+    SubjectDirectory,
+    _NotMine,
+    service_account_principal,
+    user_principal,
+)
 from authz.decision import DecisionRequest, Denied, Principal
 from authz.nonce_ledger import NonceLedger
 from authz.snapshots import MISSING, SnapshotCache
+from identity.account_propagation import SERVICE_ACCOUNT_HOLDER, USER_HOLDER
 from identity.api_keys import SqlApiKeyRepository
 from identity.models import ApiKey
 
@@ -60,9 +72,11 @@ class ApiKeyAuthenticator:
         nonce_lifetime_ms: int,
         reject_replay: bool,
         clock: Callable[[], float] = time.time,
+        service_accounts: ServiceAccountDirectory | None = None,
     ) -> None:
         self._keys = keys
         self._subjects = subjects
+        self._service_accounts = service_accounts
         self._cache = cache
         self._nonces = nonces
         self._lifetime = nonce_lifetime_ms
@@ -102,11 +116,24 @@ class ApiKeyAuthenticator:
         if not key.active:
             raise Denied(401, "authz.apikey_not_active")
 
-        holder = await self._subjects.by_id(key.holder_id) if key.holder_type == "User" else None
+        principal = await self._holder(key)
+        if self._reject_replay and not await self._nonces.first_use(kid, nonce, 2 * self._lifetime):
+            raise Denied(401, "authz.nonce_replayed")
+        return principal
+
+    async def _holder(self, key: ApiKey) -> Principal:
+        """The key holder's principal; 401 ``authz.invalid_session`` or ``authz.disabled_2fa`` if unusable."""
+        if key.holder_type == SERVICE_ACCOUNT_HOLDER and self._service_accounts is not None:
+            account = await self._service_accounts.by_id(key.holder_id)
+            if account is None or not account.usable or account.owner_id is None:
+                raise Denied(401, "authz.invalid_session")
+            owner = await self._subjects.by_id(account.owner_id)
+            if owner is None or not owner.usable:
+                raise Denied(401, "authz.invalid_session")
+            return service_account_principal(account, self.id)
+        holder = await self._subjects.by_id(key.holder_id) if key.holder_type == USER_HOLDER else None
         if holder is None or not holder.usable:
             raise Denied(401, "authz.invalid_session")
         if not holder.otp:
             raise Denied(401, "authz.disabled_2fa")
-        if self._reject_replay and not await self._nonces.first_use(kid, nonce, 2 * self._lifetime):
-            raise Denied(401, "authz.nonce_replayed")
         return user_principal(holder, self.id)

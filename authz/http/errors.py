@@ -24,6 +24,7 @@ STATUS: dict[type[errors.IdentityError], int] = {
     errors.SessionNotFound: 404,
     errors.RecordNotFound: 404,
     errors.Conflict: 422,
+    errors.AlreadyExists: 409,
     errors.TooManyAttempts: 429,
     errors.StorageUnavailable: 503,
     errors.CaptchaMissing: 400,

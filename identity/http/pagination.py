@@ -1,64 +1,14 @@
-"""Pagination as Barong does it (barong-behavior.md §8.5): ``page`` and ``limit`` parameters, and the
-``Total``, ``Page``, ``Per-Page`` and RFC 8288 ``Link`` headers on the answer."""
+"""Pagination headers on list answers: ``Total``, ``Page``, ``Per-Page`` and RFC 8288 ``Link``
+(barong-behavior.md §8.5); the page parameters themselves are read by ``identity/paging.py``."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
 
-from identity.errors import ValidationFailed
 from identity.http.responses import json_response
-
-MAX_LIMIT = 100
-
-
-@dataclass(frozen=True, slots=True)
-class Page:
-    """One page of a listing: 1-based ``page`` of ``limit`` rows."""
-
-    page: int = 1
-    limit: int = MAX_LIMIT
-
-    @property
-    def offset(self) -> int:
-        return (self.page - 1) * self.limit
-
-
-def _integer(value: Any) -> int | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str) and value.strip().lstrip("+-").isdigit() and value.strip().isascii():
-        return int(value.strip())
-    return None
-
-
-def page_params(params: dict[str, Any]) -> Page:
-    """``page`` (default 1, positive) and ``limit`` (default 100, 1..100); every problem reported at once.
-
-    The keys are bare, as in Barong's resource and admin APIs: ``non_integer_page``, ``non_positive_page``,
-    ``non_integer_limit``, ``invalid_limit``.
-    """
-    problems: list[str] = []
-    page, limit = 1, MAX_LIMIT
-    if params.get("page") not in (None, ""):
-        page = _integer(params["page"])  # type: ignore[assignment]
-        if page is None:
-            problems.append("non_integer_page")
-        elif page < 1:
-            problems.append("non_positive_page")
-    if params.get("limit") not in (None, ""):
-        limit = _integer(params["limit"])  # type: ignore[assignment]
-        if limit is None:
-            problems.append("non_integer_limit")
-        elif not 1 <= limit <= MAX_LIMIT:
-            problems.append("invalid_limit")
-    if problems:
-        raise ValidationFailed(problems)
-    return Page(page, limit)
+from identity.paging import Page
 
 
 def paginated(request: web.Request, items: list[Any], total: int, page: Page) -> web.Response:

@@ -2,30 +2,62 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
 from aiohttp import web
 
+from identity.data_storage import SqlDataStorageRepository
 from identity.http.context import IDENTITY
 from identity.http.entities import user_with_full_info
 from identity.login import LoginResult
 from identity.models import User
+from identity.phones import SqlPhoneRepository
+from identity.profiles import SqlProfileRepository
+
+
+@dataclass(frozen=True)
+class AccountRecords:
+    """The user's records that its entity shows besides labels, and whether personal data is masked
+    (``API_DATA_MASKING``); the profile and data storage endpoints use them too."""
+
+    profiles: SqlProfileRepository
+    data_storages: SqlDataStorageRepository
+    phones: SqlPhoneRepository
+    masking: bool = True
+
+
+ACCOUNT_RECORDS = web.AppKey("account_records", AccountRecords)
 
 
 def json_response(body: Any, status: int = 200) -> web.Response:
     return web.Response(status=status, body=orjson.dumps(body), content_type="application/json")
 
 
-async def full_user(request: web.Request, user: User, csrf_token: str | None = None) -> dict[str, Any]:
-    """``UserWithFullInfo`` of ``user``, with its labels and its referrer's uid."""
+async def full_user(
+    request: web.Request,
+    user: User,
+    csrf_token: str | None = None,
+) -> dict[str, Any]:
+    """``UserWithFullInfo`` of ``user``: its labels, phones, profiles, data storages and its referrer's uid."""
     ctx = request.app[IDENTITY]
     referral_uid = None
     if user.referral_id is not None:
         referrer = await ctx.users.get_by_id(user.referral_id)
         referral_uid = referrer.uid if referrer else None
     labels = await ctx.labels.for_user(user.id)
-    return user_with_full_info(user, referral_uid=referral_uid, csrf_token=csrf_token, labels=labels)
+    records = request.app[ACCOUNT_RECORDS]
+    return user_with_full_info(
+        user,
+        referral_uid=referral_uid,
+        csrf_token=csrf_token,
+        labels=labels,
+        profiles=await records.profiles.for_user(user.id),
+        data_storages=await records.data_storages.for_user(user.id),
+        phones=await records.phones.for_user(user.id),
+        masked=records.masking,
+    )
 
 
 async def session_opened(request: web.Request, result: LoginResult, status: int) -> web.Response:

@@ -258,3 +258,11 @@ class RedisProcess:
             self._process.kill()
             self._process.wait()
             self._process = None
+
+
+def announcer(client: Any) -> Any:
+    """The change publisher of the app under test: like any write of that instance, a change announced
+    through it is applied to the instance's caches before it is published (no pub/sub round trip)."""
+    from authz.app import SERVICES
+
+    return client.server.app[SERVICES].changes

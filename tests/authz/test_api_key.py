@@ -15,6 +15,7 @@ from authz.authn.api_key import ruby_to_i
 from authz.settings import Settings
 from tests.authz.helpers import (
     PRIVATE_PATH,
+    announcer,
     api_key_headers,
     bearer_claims,
     cookie_headers,
@@ -264,7 +265,7 @@ async def test_nonce_is_signed_exactly_as_sent(client: Any, key: Any, clock: Any
 async def test_disabled_key_is_not_active_at_once(client: Any, services: Any, key: Any, clock: Any) -> None:
     assert (await decide(client, "GET", PRIVATE_PATH, api_key_headers(key, now_ms(clock))))[0] == 200
     await services.api_keys.set_state(key.kid, "disabled")
-    await services.changes.api_key_changed(key.kid)
+    await announcer(client).api_key_changed(key.kid)
     status, body, _ = await decide(client, "GET", PRIVATE_PATH, api_key_headers(key, now_ms(clock) + 1))
     assert (status, body) == (401, error("authz.apikey_not_active"))
 
@@ -285,7 +286,7 @@ async def test_holder_state_change_is_applied_at_once(client: Any, services: Any
         key = await services.api_keys.create(holder_id=user.id)
         assert (await decide(client, "GET", PRIVATE_PATH, api_key_headers(key, now_ms(clock))))[0] == 200
         await services.users.update(user.uid, state=state)
-        await services.changes.user_changed(user.uid)
+        await announcer(client).user_changed(user.uid)
         answer = await decide(client, "GET", PRIVATE_PATH, api_key_headers(key, now_ms(clock) + 1))
         assert answer[:2] == (status, error(key_name) if key_name else None), state
 
@@ -302,7 +303,7 @@ async def test_disabling_2fa_is_applied_at_once(
 ) -> None:
     assert (await decide(client, "GET", PRIVATE_PATH, api_key_headers(key, now_ms(clock))))[0] == 200
     await services.users.update(holder.uid, otp=False)
-    await services.changes.user_changed(holder.uid)
+    await announcer(client).user_changed(holder.uid)
     status, body, _ = await decide(client, "GET", PRIVATE_PATH, api_key_headers(key, now_ms(clock) + 1))
     assert (status, body) == (401, error("authz.disabled_2fa"))
 

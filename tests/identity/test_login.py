@@ -239,6 +239,18 @@ async def test_two_factor_login_needs_a_fresh_valid_code(client: Any, make_user:
 
 
 @SQLITE_ONLY
+@pytest.mark.parametrize("stored", [None, "v1:not-a-sealed-secret"])
+async def test_two_factor_without_a_readable_seed_refuses_every_code(
+    client: Any, make_user: Any, services: Any, clock: Any, stored: str | None
+) -> None:
+    account = await make_user(otp=True)
+    await services.users.update(account.user.uid, otp_secret_encrypted=stored)
+    code = totp.code_at(account.otp_secret, clock.now)
+    response = await post_login(client, {"email": account.user.email, "password": account.password, "otp_code": code})
+    assert (response.status, await response.json()) == (403, {"errors": ["identity.session.invalid_otp"]})
+
+
+@SQLITE_ONLY
 async def test_two_factor_code_is_not_asked_before_the_password_is_right(client: Any, make_user: Any) -> None:
     account = await make_user(otp=True)
     response = await post_login(client, {"email": account.user.email, "password": "Wrong-Passw0rd"})

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
+from identity.totp import code_at
 from tests.identity.helpers import browser, login, with_cookie
 
 ME = "/api/v2/barong/resource/users/me"
@@ -27,3 +29,27 @@ async def jwt_for(client: Any, account: Any, *, path: str = "api/v2/barong/resou
 def bearer(token: str, **extra: str) -> dict[str, str]:
     """Headers of a request the gateway forwards: the browser's, plus the JWT."""
     return browser(Authorization=token, **extra)
+
+
+async def errors_of(response: Any, status: int) -> list[str]:
+    """The error keys of a response that must have ``status``."""
+    assert response.status == status, await response.text()
+    return (await response.json())["errors"]  # type: ignore[no-any-return]
+
+
+@dataclass
+class Caller:
+    """A signed-in user: its account, the bearer headers, and fresh TOTP codes on the test clock."""
+
+    account: Any
+    headers: dict[str, str]
+    clock: Any
+
+    @property
+    def user(self) -> Any:
+        return self.account.user
+
+    def code(self) -> str:
+        """A right code for a step not used yet (each code counts once)."""
+        self.clock.advance(30)
+        return code_at(self.account.otp_secret, self.clock.now)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
+from identity.account_propagation import AccountPropagation
 from identity.account_rules import AccountRules
 from identity.activities import SqlActivityRepository
 from identity.activity_log import ClientInfo, UserActivityLog
@@ -21,7 +22,8 @@ from identity.errors import BearerRejected
 from identity.labels import SqlLabelRepository
 from identity.models import User
 from identity.secretbox import SecretBox
-from identity.sessions import RedisSessionStore
+from identity.sessions import RedisSessionStore, session_hash
+from identity.two_factor import TotpChecker
 from identity.users import SqlUserRepository
 
 PREFIXES = ("/api/v2/barong/resource", "/api/v2/resource")
@@ -40,9 +42,12 @@ class ResourceContext:
     sessions: RedisSessionStore
     changes: ChangePublisher
     box: SecretBox
+    totp: TotpChecker
+    propagation: AccountPropagation
     rules: AccountRules
     client_info: Callable[[web.Request], ClientInfo]
     clock: Callable[[], float]
+    cookie_name: str = "_barong_session"
     masking: bool = True  # API_DATA_MASKING: mask last names, birth dates, phone and document numbers
 
 
@@ -72,3 +77,12 @@ def authenticated(handler: UserHandler) -> Handler:
     handle.__name__ = getattr(handler, "__name__", "handle")
     handle.__doc__ = handler.__doc__
     return handle
+
+
+def current_session(request: web.Request) -> str | None:
+    """Hash of the session whose cookie the gateway forwarded with the request (None for API-key callers).
+
+    "Revoke the user's other sessions" keeps this one.
+    """
+    session_id = request.cookies.get(request.app[RESOURCE].cookie_name)
+    return session_hash(session_id) if session_id else None
