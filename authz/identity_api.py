@@ -51,6 +51,7 @@ from identity.throttle import LoginThrottle
 from identity.tokens import AccountTokens
 from identity.two_factor import TotpChecker
 from identity.uploads import UploadStore
+from identity.user_records import UserRecordsReader
 from identity.whitelinks import RedisWhitelinkTokens
 
 
@@ -233,11 +234,10 @@ def install_resource_api(
         masking=settings.api_data_masking,
     )
 
-    phones = SqlPhoneRepository(services.engine)
     app[ACCOUNT_RECORDS] = AccountRecords(
         SqlProfileRepository(services.engine),
         SqlDataStorageRepository(services.engine),
-        phones,
+        UserRecordsReader(services.engine),
         masking=settings.api_data_masking,
     )
     app[LABELS] = PublicLabels(services.engine, services.changes)
@@ -279,7 +279,7 @@ def install_resource_api(
             from_number=settings.twilio_phone_number,
         )
     app[PHONES] = PhoneService(
-        phones,
+        SqlPhoneRepository(services.engine),
         RedisPhoneCodes(
             services.redis,
             settings.redis_namespace,

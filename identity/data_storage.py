@@ -10,7 +10,7 @@ from typing import Any
 
 import orjson
 from sqlalchemy import Row, select
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from identity.db import data_storages, utcnow
 from identity.errors import ValidationFailed
@@ -62,9 +62,13 @@ class SqlDataStorageRepository:
         self._engine = engine
 
     async def for_user(self, user_id: int) -> list[DataStorage]:
-        query = select(data_storages).where(data_storages.c.user_id == user_id).order_by(data_storages.c.id)
         async with reading(self._engine) as conn:
-            return [_storage(row) for row in (await conn.execute(query)).all()]
+            return await self.for_user_in(conn, user_id)
+
+    @staticmethod
+    async def for_user_in(conn: AsyncConnection, user_id: int) -> list[DataStorage]:
+        query = select(data_storages).where(data_storages.c.user_id == user_id).order_by(data_storages.c.id)
+        return [_storage(row) for row in (await conn.execute(query)).all()]
 
     async def create(self, user_id: int, title: str, data: str) -> DataStorage:
         """Store ``data`` under ``title``; a title the user used already is ``422 title.taken``."""

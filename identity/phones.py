@@ -20,7 +20,7 @@ from typing import Any
 import phonenumbers
 from redis.asyncio import Redis
 from sqlalchemy import Row, select, update
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from identity.account_propagation import AccountPropagation
 from identity.account_rules import AccountRules, level_for
@@ -96,10 +96,12 @@ class SqlPhoneRepository:
 
     async def for_user(self, user_id: int) -> list[Phone]:
         async with reading(self._engine) as conn:
-            rows = (
-                await conn.execute(select(phones).where(phones.c.user_id == user_id).order_by(phones.c.id))
-            ).all()
-        return [_phone(row) for row in rows]
+            return await self.for_user_in(conn, user_id)
+
+    @staticmethod
+    async def for_user_in(conn: AsyncConnection, user_id: int) -> list[Phone]:
+        query = select(phones).where(phones.c.user_id == user_id).order_by(phones.c.id)
+        return [_phone(row) for row in (await conn.execute(query)).all()]
 
     async def find(self, user_id: int, number: str) -> Phone | None:
         """The user's phone with this number (the oldest, should there be two)."""

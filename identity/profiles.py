@@ -17,7 +17,7 @@ from typing import Any
 
 import orjson
 from sqlalchemy import Row, func, select, update
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from identity.db import profiles, users, utcnow
 from identity.errors import ValidationFailed
@@ -145,9 +145,13 @@ class SqlProfileRepository:
         self._engine = engine
 
     async def for_user(self, user_id: int) -> list[Profile]:
-        query = select(profiles).where(profiles.c.user_id == user_id).order_by(profiles.c.id)
         async with reading(self._engine) as conn:
-            return [_profile(row) for row in (await conn.execute(query)).all()]
+            return await self.for_user_in(conn, user_id)
+
+    @staticmethod
+    async def for_user_in(conn: AsyncConnection, user_id: int) -> list[Profile]:
+        query = select(profiles).where(profiles.c.user_id == user_id).order_by(profiles.c.id)
+        return [_profile(row) for row in (await conn.execute(query)).all()]
 
     async def create(self, user_id: int, change: ProfileChange) -> Profile | None:
         """The user's new profile (``submitted`` when confirmed, else ``drafted``); None when it has one."""

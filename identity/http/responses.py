@@ -13,18 +13,18 @@ from identity.http.context import IDENTITY
 from identity.http.entities import user_with_full_info
 from identity.login import LoginResult
 from identity.models import User
-from identity.phones import SqlPhoneRepository
 from identity.profiles import SqlProfileRepository
+from identity.user_records import UserRecordsReader
 
 
 @dataclass(frozen=True)
 class AccountRecords:
-    """The user's records that its entity shows besides labels, and whether personal data is masked
-    (``API_DATA_MASKING``); the profile and data storage endpoints use them too."""
+    """The user's records that its entity shows, and whether personal data is masked (``API_DATA_MASKING``);
+    the profile and data storage endpoints use them too."""
 
     profiles: SqlProfileRepository
     data_storages: SqlDataStorageRepository
-    phones: SqlPhoneRepository
+    reader: UserRecordsReader
     masking: bool = True
 
 
@@ -41,21 +41,16 @@ async def full_user(
     csrf_token: str | None = None,
 ) -> dict[str, Any]:
     """``UserWithFullInfo`` of ``user``: its labels, phones, profiles, data storages and its referrer's uid."""
-    ctx = request.app[IDENTITY]
-    referral_uid = None
-    if user.referral_id is not None:
-        referrer = await ctx.users.get_by_id(user.referral_id)
-        referral_uid = referrer.uid if referrer else None
-    labels = await ctx.labels.for_user(user.id)
     records = request.app[ACCOUNT_RECORDS]
+    found = await records.reader.read(user)
     return user_with_full_info(
         user,
-        referral_uid=referral_uid,
+        referral_uid=found.referral_uid,
         csrf_token=csrf_token,
-        labels=labels,
-        profiles=await records.profiles.for_user(user.id),
-        data_storages=await records.data_storages.for_user(user.id),
-        phones=await records.phones.for_user(user.id),
+        labels=found.labels,
+        profiles=found.profiles,
+        data_storages=found.data_storages,
+        phones=found.phones,
         masked=records.masking,
     )
 
