@@ -17,7 +17,7 @@ from aiohttp import web
 
 from authz.audit import ActivityRecorder
 from authz.authn.api_key import ApiKeyAuthenticator
-from authz.authn.base import ServiceAccountDirectory, SubjectDirectory
+from authz.authn.base import SubjectDirectory
 from authz.authn.cookie_session import CookieSessionAuthenticator
 from authz.client_ip import client_ip
 from authz.geoip import GeoIP
@@ -85,9 +85,7 @@ async def _resources(
     subjects = SubjectDirectory(services.users, user_cache)
     # Service accounts share the ``user:<uid>`` messages (AccountPropagation announces them so).
     service_account_cache = SnapshotCache(trusted, ttl=settings.session_cache_ttl)
-    service_account_directory = ServiceAccountDirectory(
-        services.service_accounts, service_account_cache
-    )
+    service_account_directory = SubjectDirectory(services.service_accounts, service_account_cache)
 
     def on_message(message: str) -> None:
         kind, _, ident = message.partition(":")

@@ -17,7 +17,6 @@ from collections.abc import Callable
 
 from authz.authn.base import (
     NOT_MINE,
-    ServiceAccountDirectory,
     SubjectDirectory,
     _NotMine,
     service_account_principal,
@@ -28,7 +27,7 @@ from authz.nonce_ledger import NonceLedger
 from authz.snapshots import MISSING, SnapshotCache
 from identity.account_propagation import SERVICE_ACCOUNT_HOLDER, USER_HOLDER
 from identity.api_keys import SqlApiKeyRepository
-from identity.models import ApiKey
+from identity.models import ApiKey, ServiceAccount, User
 
 KID_HEADER = "X-Auth-Apikey"
 NONCE_HEADER = "X-Auth-Nonce"
@@ -65,14 +64,14 @@ class ApiKeyAuthenticator:
     def __init__(
         self,
         keys: SqlApiKeyRepository,
-        subjects: SubjectDirectory,
+        subjects: SubjectDirectory[User],
         cache: SnapshotCache[str, ApiKey | None],
         nonces: NonceLedger,
         *,
         nonce_lifetime_ms: int,
         reject_replay: bool,
         clock: Callable[[], float] = time.time,
-        service_accounts: ServiceAccountDirectory | None = None,
+        service_accounts: SubjectDirectory[ServiceAccount] | None = None,
     ) -> None:
         self._keys = keys
         self._subjects = subjects

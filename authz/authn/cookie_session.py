@@ -12,6 +12,7 @@ from functools import lru_cache
 from authz.authn.base import SubjectDirectory, _NotMine, user_principal
 from authz.decision import DecisionRequest, Denied, Principal
 from authz.snapshots import MISSING, SnapshotCache
+from identity.models import User
 from identity.sessions import RedisSessionStore, SessionRecord, session_hash
 
 CSRF_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE", "TRACE"})
@@ -57,7 +58,7 @@ class CookieSessionAuthenticator:
     def __init__(
         self,
         sessions: RedisSessionStore,
-        subjects: SubjectDirectory,
+        subjects: SubjectDirectory[User],
         cache: SnapshotCache[str, SessionRecord | None],
         *,
         cookie_name: str,
