@@ -24,7 +24,7 @@ from authz.geoip import GeoIP
 from authz.http import envoy, health
 from authz.http.errors import json_errors, json_http_errors
 from authz.http.state import STATE, AppState
-from authz.identity_api import identity_context, install_resource_api, mailer, public_config
+from authz.identity_api import account_parts, identity_context, install_resource_api, mailer, public_config
 from authz.invalidation import ChangeListener
 from authz.keys import load_or_create
 from authz.metrics import TALLY
@@ -171,8 +171,9 @@ async def _resources(
         ip = resolve_ip(peer[0] if isinstance(peer, tuple) else None, request.headers)
         return ClientInfo(ip=ip, user_agent=request.headers.get("User-Agent", ""), country=geoip.lookup(ip).country_name)
 
-    app[IDENTITY] = identity_context(settings, services, signing_key, mail, http, client_info, clock)
-    install_resource_api(app, settings, services, signing_key, mail, http, client_info, clock)
+    parts = account_parts(settings, services, mail)
+    app[IDENTITY] = identity_context(settings, services, signing_key, parts, http, client_info, clock)
+    install_resource_api(app, settings, services, signing_key, parts, http, client_info, clock)
 
     await policy.reload()
     reloader = asyncio.create_task(policy.run(POLICY_REFRESH_INTERVAL), name="authz-policy-reloader")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib.metadata
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import aiohttp
 from aiohttp import web
@@ -98,13 +99,26 @@ def mailer(settings: Settings, services: Services, clock: Callable[[], float]) -
     )
 
 
-def account_notifier(settings: Settings, mailer: Mailer) -> Notifier:
-    """The account e-mails (confirmation, reset, password changed, new login) and their links."""
-    return Notifier(
-        mailer,
-        frontend_url=settings.frontend_url,
-        email_token_hours=max(1, settings.email_token_expire_time // 3600),
-        reset_token_hours=max(1, settings.reset_token_expire_time // 3600),
+@dataclass(frozen=True)
+class AccountParts:
+    """What the identity and resource APIs share: the account rules, the activity log and the mails."""
+
+    rules: AccountRules
+    activity: UserActivityLog
+    notifier: Notifier
+
+
+def account_parts(settings: Settings, services: Services, mailer: Mailer) -> AccountParts:
+    """The rules file (checked at start-up), the user activity log, and the account e-mails with their links."""
+    return AccountParts(
+        rules=AccountRules.load(settings.account_rules_file),
+        activity=UserActivityLog(services.activities),
+        notifier=Notifier(
+            mailer,
+            frontend_url=settings.frontend_url,
+            email_token_hours=max(1, settings.email_token_expire_time // 3600),
+            reset_token_hours=max(1, settings.reset_token_expire_time // 3600),
+        ),
     )
 
 
@@ -112,15 +126,13 @@ def identity_context(
     settings: Settings,
     services: Services,
     signing_key: SigningKey,
-    mailer: Mailer,
+    parts: AccountParts,
     http: aiohttp.ClientSession,
     client_info: Callable[[web.Request], ClientInfo],
     clock: Callable[[], float],
 ) -> IdentityContext:
     """The identity API's services: login, accounts, captcha, Auth0, mail."""
-    rules = AccountRules.load(settings.account_rules_file)
-    activity = UserActivityLog(services.activities)
-    notifier = account_notifier(settings, mailer)
+    rules, activity, notifier = parts.rules, parts.activity, parts.notifier
     throttle = LoginThrottle(
         services.redis,
         namespace=settings.redis_namespace,
@@ -204,13 +216,13 @@ def install_resource_api(
     settings: Settings,
     services: Services,
     signing_key: SigningKey,
-    mailer: Mailer,
+    parts: AccountParts,
     http: aiohttp.ClientSession,
     client_info: Callable[[web.Request], ClientInfo],
     clock: Callable[[], float],
 ) -> None:
     """The resource API's services, each under its area's app key."""
-    rules = AccountRules.load(settings.account_rules_file)
+    rules = parts.rules
     resource = app[RESOURCE] = ResourceContext(
         bearer=BearerVerifier(
             {signing_key.kid: signing_key.private_key.public_key()},
@@ -221,7 +233,7 @@ def install_resource_api(
         users=services.users,
         labels=SqlLabelRepository(services.engine),
         activities=services.activities,
-        activity=UserActivityLog(services.activities),
+        activity=parts.activity,
         sessions=services.sessions,
         changes=services.changes,
         box=services.box,
@@ -249,7 +261,7 @@ def install_resource_api(
         totp=resource.totp,
         propagation=resource.propagation,
         changes=services.changes,
-        notifier=account_notifier(settings, mailer),
+        notifier=parts.notifier,
         passwords=PasswordPolicy(settings.password_min_entropy),
         rules=rules,
     )
