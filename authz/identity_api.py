@@ -223,7 +223,7 @@ def install_resource_api(
 ) -> None:
     """The resource API's services, each under its area's app key."""
     rules = parts.rules
-    resource = app[RESOURCE] = ResourceContext(
+    app[RESOURCE] = ResourceContext(
         bearer=BearerVerifier(
             {signing_key.kid: signing_key.private_key.public_key()},
             issuer=settings.jwt_issuer,
@@ -231,20 +231,13 @@ def install_resource_api(
             clock=clock,
         ),
         users=services.users,
-        labels=SqlLabelRepository(services.engine),
-        activities=services.activities,
-        activity=parts.activity,
-        sessions=services.sessions,
-        changes=services.changes,
-        box=services.box,
-        totp=TotpChecker(services.users, services.box, clock),
-        propagation=AccountPropagation(services.engine, services.changes),
-        rules=rules,
         client_info=client_info,
         clock=clock,
         cookie_name=settings.session_cookie,
         masking=settings.api_data_masking,
     )
+    totp = TotpChecker(services.users, services.box, clock)
+    propagation = AccountPropagation(services.engine, services.changes)
 
     app[ACCOUNT_RECORDS] = AccountRecords(
         SqlProfileRepository(services.engine),
@@ -256,25 +249,25 @@ def install_resource_api(
     app[ACCOUNT] = AccountSelfService(
         users=services.users,
         activities=services.activities,
-        activity=resource.activity,
+        activity=parts.activity,
         sessions=services.sessions,
-        totp=resource.totp,
-        propagation=resource.propagation,
+        totp=totp,
+        propagation=propagation,
         changes=services.changes,
         notifier=parts.notifier,
         passwords=PasswordPolicy(settings.password_min_entropy),
         rules=rules,
     )
 
-    app[API_KEYS] = ApiKeyService(services.api_keys, resource.totp, services.changes)
+    app[API_KEYS] = ApiKeyService(services.api_keys, totp, services.changes)
     app[OTP] = OtpService(
         users=services.users,
         box=services.box,
-        totp=resource.totp,
+        totp=totp,
         sessions=services.sessions,
         changes=services.changes,
-        propagation=resource.propagation,
-        activity=resource.activity,
+        propagation=propagation,
+        activity=parts.activity,
         rules=rules,
         issuer=settings.app_name,
     )
@@ -301,7 +294,7 @@ def install_resource_api(
         ),
         sms,
         services.users,
-        resource.propagation,
+        propagation,
         rules,
         template=settings.sms_content_template,
         app_name=settings.app_name,

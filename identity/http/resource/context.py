@@ -1,7 +1,8 @@
 """What every resource handler needs: the bearer check, the caller, and the shared repositories.
 
 Each area (OTP, API keys, phones...) keeps its own service under an app key of its own module; this
-context holds what they share.  ``authenticated`` turns ``handler(request, user)`` into an aiohttp handler
+context holds what every handler needs: the bearer check, the users, the client's address and agent, the
+service clock, the session cookie's name and whether personal data is masked.  ``authenticated`` turns ``handler(request, user)`` into an aiohttp handler
 that first verifies the bearer JWT and loads its user.
 """
 
@@ -12,18 +13,11 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from identity.account_propagation import AccountPropagation
-from identity.account_rules import AccountRules
-from identity.activities import SqlActivityRepository
-from identity.activity_log import ClientInfo, UserActivityLog
+from identity.activity_log import ClientInfo
 from identity.bearer import BearerVerifier
-from identity.changes import ChangePublisher
 from identity.errors import BearerRejected
-from identity.labels import SqlLabelRepository
 from identity.models import User
-from identity.secretbox import SecretBox
-from identity.sessions import RedisSessionStore, session_hash
-from identity.two_factor import TotpChecker
+from identity.sessions import session_hash
 from identity.users import SqlUserRepository
 
 PREFIXES = ("/api/v2/barong/resource", "/api/v2/resource")
@@ -36,15 +30,6 @@ UserHandler = Callable[[web.Request, User], Awaitable[web.StreamResponse]]
 class ResourceContext:
     bearer: BearerVerifier
     users: SqlUserRepository
-    labels: SqlLabelRepository
-    activities: SqlActivityRepository
-    activity: UserActivityLog
-    sessions: RedisSessionStore
-    changes: ChangePublisher
-    box: SecretBox
-    totp: TotpChecker
-    propagation: AccountPropagation
-    rules: AccountRules
     client_info: Callable[[web.Request], ClientInfo]
     clock: Callable[[], float]
     cookie_name: str = "_barong_session"
