@@ -26,10 +26,9 @@ from authz.geoip import GeoIP
 from authz.keys import jwks, load_or_create
 from authz.services import Services
 from authz.settings import Settings, SettingsError, load_settings
-from identity.account_propagation import SERVICE_ACCOUNT_HOLDER, USER_HOLDER
 from identity.errors import Conflict, IdentityError, StorageUnavailable, ValidationFailed
 from identity.login import otp_context
-from identity.models import API_KEY_ALGORITHMS, Permission
+from identity.models import API_KEY_ALGORITHMS, SERVICE_ACCOUNT_HOLDER, USER_HOLDER, Permission
 from identity.passwords import hash_password
 from identity.permissions_file import PermissionsFileError, dump_permissions, parse_permissions
 from identity.restrictions import validate_restriction

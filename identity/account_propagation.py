@@ -16,11 +16,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from identity.changes import ChangePublisher
 from identity.db import api_keys, service_accounts, utcnow
-from identity.models import User
+from identity.models import SERVICE_ACCOUNT_HOLDER, USER_HOLDER, User
 from identity.storage import transaction
-
-USER_HOLDER = "User"
-SERVICE_ACCOUNT_HOLDER = "ServiceAccount"
 
 
 class AccountPropagation:

@@ -18,9 +18,6 @@ from identity.models import API_KEY_ALGORITHMS, ApiKey, User
 from identity.paging import Page, page_params
 from identity.two_factor import TotpChecker
 
-USER_HOLDER = "User"
-SERVICE_ACCOUNT_HOLDER = "ServiceAccount"
-
 #: States a key may be given through the API (Barong accepted any string; only these two mean anything).
 KEY_STATES = ("active", "inactive")
 

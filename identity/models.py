@@ -21,6 +21,9 @@ RESTRICTION_DEFAULT_CODES = {"continent": 423, "country": 423, "ip_subnet": 403,
 MAINTENANCE_DEFAULT_CODE = 471
 
 API_KEY_ALGORITHMS = ("HS256", "HS384", "HS512")
+#: ``api_keys.key_holder_account_type`` of keys held by users and by service accounts (Barong's class names).
+USER_HOLDER = "User"
+SERVICE_ACCOUNT_HOLDER = "ServiceAccount"
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,10 +13,9 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Row, and_, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from identity.account_propagation import SERVICE_ACCOUNT_HOLDER
 from identity.db import api_keys, permissions, service_accounts, users, utcnow
 from identity.errors import Conflict, RecordNotFound, ValidationFailed
-from identity.models import SERVICE_ACCOUNT_STATES, ApiKey, ServiceAccount, User
+from identity.models import SERVICE_ACCOUNT_HOLDER, SERVICE_ACCOUNT_STATES, ApiKey, ServiceAccount, User
 from identity.storage import reading, transaction
 from identity.user_fields import _EMAIL, MAX_EMAIL
 from identity.users import new_uid

@@ -25,9 +25,8 @@ from authz.authn.base import (
 from authz.decision import DecisionRequest, Denied, Principal
 from authz.nonce_ledger import NonceLedger
 from authz.snapshots import MISSING, SnapshotCache
-from identity.account_propagation import SERVICE_ACCOUNT_HOLDER, USER_HOLDER
 from identity.api_keys import SqlApiKeyRepository
-from identity.models import ApiKey, ServiceAccount, User
+from identity.models import SERVICE_ACCOUNT_HOLDER, USER_HOLDER, ApiKey, ServiceAccount, User
 
 KID_HEADER = "X-Auth-Apikey"
 NONCE_HEADER = "X-Auth-Nonce"

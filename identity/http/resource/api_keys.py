@@ -12,14 +12,14 @@ from typing import Any
 
 from aiohttp import web
 
-from identity.api_key_service import USER_HOLDER, ApiKeyService
+from identity.api_key_service import ApiKeyService
 from identity.errors import ValidationFailed
 from identity.http.entities import iso
 from identity.http.pagination import paginated
 from identity.http.params import read_params
 from identity.http.resource.context import PREFIXES, Handler, authenticated
 from identity.http.responses import json_response
-from identity.models import ApiKey, User
+from identity.models import USER_HOLDER, ApiKey, User
 
 API_KEYS = web.AppKey("api_keys", ApiKeyService)
 PREFIX = "resource.api_key"
