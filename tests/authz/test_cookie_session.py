@@ -21,6 +21,7 @@ from tests.authz.helpers import (
     PRIVATE_PATH,
     UA,
     UK_IP,
+    announcer,
     cookie_headers,
     decide,
     error,
@@ -257,7 +258,7 @@ async def test_user_state_change_is_applied_at_once(client: Any, services: Any, 
         cookie, _ = await open_session(services, user, clock)
         assert (await decide(client, "GET", PRIVATE_PATH, cookie_headers(cookie)))[0] == 200
         await services.users.update(user.uid, state=state)
-        await services.changes.user_changed(user.uid)
+        await announcer(client).user_changed(user.uid)
         status, body, _ = await decide(client, "GET", PRIVATE_PATH, cookie_headers(cookie))
         if allowed:
             assert status == 200, state
@@ -272,7 +273,7 @@ async def test_session_of_a_user_removed_from_the_database_is_invalid(
     assert (await decide(client, "GET", PRIVATE_PATH, cookie_headers(cookie)))[0] == 200
     async with services.engine.begin() as conn:
         await conn.execute(delete(users).where(users.c.id == user.id))
-    await services.changes.user_changed(user.uid)
+    await announcer(client).user_changed(user.uid)
     status, body, _ = await decide(client, "GET", PRIVATE_PATH, cookie_headers(cookie))
     assert (status, body) == (401, error("authz.invalid_session"))
     assert await services.sessions.get(session_hash(cookie)) is None
@@ -284,5 +285,5 @@ async def test_role_change_is_applied_at_once(client: Any, services: Any, sessio
     status, body, _ = await decide(client, "GET", admin_path, cookie_headers(cookie))
     assert (status, body) == (401, error("authz.invalid_permission"))
     await services.users.update(user.uid, role="admin")
-    await services.changes.user_changed(user.uid)
+    await announcer(client).user_changed(user.uid)
     assert (await decide(client, "GET", admin_path, cookie_headers(cookie)))[0] == 200

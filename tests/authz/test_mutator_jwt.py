@@ -15,6 +15,7 @@ import pytest
 from authz.settings import Settings
 from tests.authz.helpers import (
     PRIVATE_PATH,
+    announcer,
     api_key_headers,
     bearer_claims,
     cookie_headers,
@@ -167,7 +168,7 @@ async def test_changed_claims_are_signed_at_once_not_served_from_the_cache(
     cookie, _ = await open_session(services, member, clock)
     before = await authorization(client, cookie_headers(cookie))
     await services.users.update(member.uid, level=3, state="pending")
-    await services.changes.user_changed(member.uid)
+    await announcer(client).user_changed(member.uid)
     after = await authorization(client, cookie_headers(cookie))
     assert after != before
     claims = await bearer_claims(client, after)

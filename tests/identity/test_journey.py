@@ -10,7 +10,7 @@ import pytest
 
 from identity import totp
 from identity.login import otp_context
-from tests.authz.helpers import bearer_claims
+from tests.authz.helpers import announcer, bearer_claims
 from tests.identity.conftest import Inbox, token_in
 from tests.identity.helpers import PROTECTED, browser, cheap_argon2, decision_status, with_cookie
 
@@ -55,7 +55,7 @@ async def test_sign_up_to_password_reset(
     secret = totp.new_secret()
     encrypted = services.box.encrypt(secret, context=otp_context(user.uid))
     await services.users.update(user.uid, otp=True, otp_secret_encrypted=encrypted)
-    await services.changes.user_changed(user.uid)
+    await announcer(client).user_changed(user.uid)
     no_code = await client.post(SESSIONS, json={"email": email, "password": password}, headers=browser())
     assert await no_code.json() == {"errors": ["identity.session.missing_otp"]}
     code = totp.code_at(secret, clock())
