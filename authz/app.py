@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Callable
 import aiohttp
 from aiohttp import web
 
+from authz.admin_api import admin_services, install_admin_api
 from authz.audit import ActivityRecorder
 from authz.authn.api_key import ApiKeyAuthenticator
 from authz.authn.base import SubjectDirectory
@@ -38,6 +39,7 @@ from authz.settings import Settings
 from authz.snapshots import SnapshotCache
 from identity.activity_log import ClientInfo
 from identity.changes import PERMISSIONS, RESTRICTIONS
+from identity.http import admin as identity_admin
 from identity.http import general as identity_general
 from identity.http import resource as identity_resource
 from identity.http import sessions as identity_sessions
@@ -61,6 +63,7 @@ def build_app(settings: Settings, redis_url: str, *, clock: Callable[[], float] 
     identity_sessions.add_routes(app, wrap=json_errors)
     identity_users.add_routes(app, wrap=json_errors)
     identity_resource.add_routes(app, wrap=json_errors)
+    identity_admin.add_routes(app, wrap=json_errors)
     identity_general.add_routes(
         app, public_config(settings), PasswordPolicy(settings.password_min_entropy), clock=clock, wrap=json_errors
     )
@@ -174,6 +177,7 @@ async def _resources(
     parts = account_parts(settings, services, mail)
     app[IDENTITY] = identity_context(settings, services, signing_key, parts, http, client_info, clock)
     install_resource_api(app, settings, services, signing_key, parts, http, client_info, clock)
+    install_admin_api(app, settings, services, admin_services(settings, services, geoip))
 
     await policy.reload()
     reloader = asyncio.create_task(policy.run(POLICY_REFRESH_INTERVAL), name="authz-policy-reloader")

@@ -85,6 +85,7 @@ class Settings:
     frontend_url: str = "http://localhost:8080"  # base of the links in mails (confirmation, reset)
     first_registration_superadmin: bool = True
     account_rules_file: Path = PROJECT_ROOT / "policies" / "barong.yml"  # activation, state triggers
+    abilities_file: Path = PROJECT_ROOT / "policies" / "abilities.yml"  # admin abilities per role
     default_language: str = "en"
     password_min_entropy: float = 20.0  # bits: log2 of zxcvbn's guesses
     email_token_expire_time: int = 86_400  # e-mail confirmation token lifetime (seconds)
@@ -319,6 +320,17 @@ def _account_rules_file(raw: str) -> Path:
     return path
 
 
+ABILITIES_MODEL = PROJECT_ROOT / "policies" / "abilities_model.conf"
+
+
+def _abilities_file(raw: str) -> Path:
+    from identity.admin.abilities import Abilities
+
+    path = _existing_file(raw)
+    Abilities.load(path, ABILITIES_MODEL)  # raises ValueError naming every problem
+    return path
+
+
 _COOKIE_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # an RFC 6265 token
 
 
@@ -400,6 +412,7 @@ _VARIABLES: tuple[tuple[str, str, Callable[[str], Any], bool], ...] = (
     ("AUTHZ_FRONTEND_URL", "frontend_url", _http_url, False),
     ("AUTHZ_FIRST_REGISTRATION_SUPERADMIN", "first_registration_superadmin", _bool, False),
     ("AUTHZ_ACCOUNT_RULES_FILE", "account_rules_file", _account_rules_file, False),
+    ("AUTHZ_ABILITIES_FILE", "abilities_file", _abilities_file, False),
     ("AUTHZ_DEFAULT_LANGUAGE", "default_language", _language, False),
     ("AUTHZ_PASSWORD_MIN_ENTROPY", "password_min_entropy", _non_negative_float, False),
     ("AUTHZ_EMAIL_TOKEN_EXPIRE_TIME", "email_token_expire_time", _positive_int, False),

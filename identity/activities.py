@@ -8,14 +8,14 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Row, func, select
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from identity.db import activities, utcnow
 from identity.models import Activity
 from identity.storage import reading, transaction
 
 
-def _activity(row: Row[Any]) -> Activity:
+def activity_from_row(row: Row[Any]) -> Activity:
     return Activity(
         id=row.id,
         user_id=row.user_id,
@@ -51,6 +51,14 @@ class SqlActivityRepository:
 
     async def add_many(self, entries: Sequence[Activity]) -> None:
         """Insert ``entries`` in one transaction. Entries without a user agent are dropped, as Barong does."""
+        if any(a.user_agent and a.user_ip for a in entries):
+            async with transaction(self._engine) as conn:
+                await self.add_in(conn, entries)
+
+    @staticmethod
+    async def add_in(conn: AsyncConnection, entries: Sequence[Activity]) -> None:
+        """Insert ``entries`` on ``conn``, inside the caller's transaction (an admin change and its record
+        commit together)."""
         rows = [
             dict(
                 user_id=a.user_id,
@@ -69,8 +77,7 @@ class SqlActivityRepository:
             if a.user_agent and a.user_ip
         ]
         if rows:
-            async with transaction(self._engine) as conn:
-                await conn.execute(activities.insert(), rows)
+            await conn.execute(activities.insert(), rows)
 
     async def add(self, entry: Activity) -> None:
         await self.add_many([entry])
@@ -83,7 +90,7 @@ class SqlActivityRepository:
             query = query.where(activities.c.category == category)
         async with reading(self._engine) as conn:
             rows = (await conn.execute(query)).all()
-        return [_activity(row) for row in rows]
+        return [activity_from_row(row) for row in rows]
 
     async def user_page(
         self, user_id: int, wanted: ActivityFilter, *, offset: int = 0, limit: int = 100
@@ -111,4 +118,4 @@ class SqlActivityRepository:
                 await conn.scalar(select(func.count()).select_from(activities).where(*conditions)) or 0
             )
             rows = (await conn.execute(query)).all() if total > offset else []
-        return [_activity(row) for row in rows], total
+        return [activity_from_row(row) for row in rows], total

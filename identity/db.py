@@ -111,6 +111,7 @@ labels = Table(
     Column("key", String(255), nullable=False),
     Column("value", String(255), nullable=False),
     Column("scope", String(16), nullable=False, default="public"),
+    Column("description", String(255), nullable=True),
     *_timestamps(),
     UniqueConstraint("user_id", "key", "scope", name="uq_labels_user_key_scope"),
 )

@@ -126,6 +126,12 @@ class BearerRejected(IdentityError):
     key = "jwt.decode_and_verify"
 
 
+class AbilityDenied(IdentityError):
+    """The caller's role lacks the admin ability an endpoint needs (barong-behavior.md §8.1)."""
+
+    key = "admin.ability.not_permitted"
+
+
 class BadRequest(IdentityError):
     """A request the endpoint refuses before validation proper (Barong's 400 keys: 2FA off, no change...)."""
 

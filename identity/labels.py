@@ -19,12 +19,13 @@ PUBLIC = "public"
 PRIVATE_KEY = "resource.labels.private"
 
 
-def _label(row: Row[Any]) -> Label:
+def label_from_row(row: Row[Any]) -> Label:
     return Label(
         key=row.key,
         value=row.value,
         scope=row.scope,
         user_id=row.user_id,
+        description=row.description,
         created_at=row.created_at,
         updated_at=row.updated_at,
     )
@@ -44,21 +45,33 @@ class SqlLabelRepository:
     async def for_user_in(conn: AsyncConnection, user_id: int) -> list[Label]:
         """The user's labels, read on ``conn`` (inside the caller's transaction)."""
         query = select(labels).where(labels.c.user_id == user_id).order_by(labels.c.id)
-        return [_label(row) for row in (await conn.execute(query)).all()]
+        return [label_from_row(row) for row in (await conn.execute(query)).all()]
 
     @staticmethod
-    async def put_in(conn: AsyncConnection, user_id: int, key: str, value: str, scope: str) -> None:
-        """Create or overwrite the (user, key, scope) label on ``conn``."""
+    async def put_in(
+        conn: AsyncConnection, user_id: int, key: str, value: str, scope: str, description: str | None = None
+    ) -> None:
+        """Create or overwrite the (user, key, scope) label on ``conn`` (a None description keeps the one
+        there is)."""
         now = utcnow()
+        values: dict[str, Any] = {"value": value, "updated_at": now}
+        if description is not None:
+            values["description"] = description
         result = await conn.execute(
             update(labels)
             .where(labels.c.user_id == user_id, labels.c.key == key, labels.c.scope == scope)
-            .values(value=value, updated_at=now)
+            .values(**values)
         )
         if result.rowcount == 0:
             await conn.execute(
                 labels.insert().values(
-                    user_id=user_id, key=key, value=value, scope=scope, created_at=now, updated_at=now
+                    user_id=user_id,
+                    key=key,
+                    value=value,
+                    scope=scope,
+                    description=description,
+                    created_at=now,
+                    updated_at=now,
                 )
             )
 
@@ -128,7 +141,7 @@ class PublicLabels:
         )
         query = select(labels).where(labels.c.user_id == user.id, labels.c.scope == PUBLIC).order_by(*order)
         async with reading(self._engine) as conn:
-            return [_label(row) for row in (await conn.execute(query)).all()]
+            return [label_from_row(row) for row in (await conn.execute(query)).all()]
 
     async def get(self, user: User, key: str) -> Label:
         """The public label ``key``; 400 ``resource.labels.private`` when the user has it only as private."""
@@ -192,7 +205,7 @@ class PublicLabels:
             labels.c.user_id == user_id, labels.c.key == key, labels.c.scope == PUBLIC
         )
         row = (await conn.execute(query)).first()
-        return _label(row) if row else None
+        return label_from_row(row) if row else None
 
     @staticmethod
     async def _private(conn: AsyncConnection, user_id: int, key: str) -> bool:

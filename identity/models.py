@@ -128,6 +128,7 @@ class Label:
     user_id: int | None = None
     created_at: datetime | None = None
     updated_at: datetime | None = None
+    description: str | None = None  # set by admins (Barong's ``AdminLabelView``)
 
 
 @dataclass(frozen=True, slots=True)

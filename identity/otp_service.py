@@ -146,10 +146,7 @@ class OtpService:
         if not user.otp:
             await self._fail(user, client, action, NOT_ENABLED, BadRequest("resource.otp.not_enabled"))
         await self._check(user, code, client, action)
-        # The label first: if the flag's write then fails, disabling again still works.
-        if await self._users.delete_label(user.uid, "otp", "private", self._rules) is None:
-            raise RecordNotFound("record.not_found")
-        after = await self._users.update(user.uid, otp=False, otp_secret_encrypted=None)
+        after = await self._users.disable_otp(user.uid, self._rules)  # flag, secret and label together
         if after is None:
             raise RecordNotFound("record.not_found")
         await self._propagation.user_changed(user, after)  # deactivates the keys; announces user and keys

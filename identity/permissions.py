@@ -13,7 +13,7 @@ from identity.models import Permission
 from identity.storage import reading, transaction
 
 
-def _permission(row: Row[Any]) -> Permission:
+def permission_from_row(row: Row[Any]) -> Permission:
     return Permission(
         id=row.id,
         role=row.role,
@@ -49,7 +49,7 @@ class SqlPermissionRepository:
     async def list_all(self) -> list[Permission]:
         async with reading(self._engine) as conn:
             rows = (await conn.execute(select(permissions).order_by(permissions.c.id))).all()
-        return [_permission(row) for row in rows]
+        return [permission_from_row(row) for row in rows]
 
     async def add_many(self, perms: Iterable[Permission], *, replace: bool = False) -> int:
         """Insert ``perms`` in one transaction (after deleting every row when ``replace``)."""

@@ -64,8 +64,9 @@ def _boolean(value: Any) -> bool | None:
     return None
 
 
-def validate_profile(params: Mapping[str, Any], today: date) -> ProfileChange:
-    """The fields among ``params`` (blanks squished, country upper-cased), every problem reported at once."""
+def validate_profile(params: Mapping[str, Any], today: date, prefix: str = PREFIX) -> ProfileChange:
+    """The fields among ``params`` (blanks squished, country upper-cased), every problem reported at once;
+    parameter keys start with ``prefix`` (``resource.profile.invalid_dob``)."""
     problems: list[str] = []
     values: dict[str, str | None] = {}
     for name in FIELDS:
@@ -78,30 +79,30 @@ def validate_profile(params: Mapping[str, Any], today: date) -> ProfileChange:
             values[name] = None
             continue
         if not isinstance(raw, str):
-            problems.append(f"{PREFIX}.invalid_{name}")
+            problems.append(f"{prefix}.invalid_{name}")
             continue
         text = raw.strip() if name == "metadata" else " ".join(raw.split())
         values[name] = text or None
         if text:
-            problems.extend(_field_problems(name, text, today))
+            problems.extend(_field_problems(name, text, today, prefix))
     if values.get("country"):
         values["country"] = values["country"].upper()  # type: ignore[union-attr]
     confirm = _boolean(params.get("confirm"))
     if confirm is None:
-        problems.append(f"{PREFIX}.invalid_confirm")
+        problems.append(f"{prefix}.invalid_confirm")
     if problems:
         raise ValidationFailed(problems)
     return ProfileChange(values, bool(confirm))
 
 
-def _field_problems(name: str, text: str, today: date) -> list[str]:
+def _field_problems(name: str, text: str, today: date, prefix: str) -> list[str]:
     if name == "dob":
         try:
             born = date.fromisoformat(text) if _ISO_DATE.fullmatch(text) else None
         except ValueError:
             born = None
         if born is None:
-            return [f"{PREFIX}.invalid_dob"]
+            return [f"{prefix}.invalid_dob"]
         return [] if born < today else ["dob.invalid"]
     if name == "metadata":
         if len(text) > MAX_METADATA:
@@ -116,7 +117,7 @@ def _field_problems(name: str, text: str, today: date) -> list[str]:
     return [f"{name}.too_long"] if len(text) > MAX_LENGTH[name] else []
 
 
-def _profile(row: Row[Any]) -> Profile:
+def profile_from_row(row: Row[Any]) -> Profile:
     return Profile(
         id=row.id,
         user_id=row.user_id,
@@ -134,8 +135,8 @@ def _profile(row: Row[Any]) -> Profile:
     )
 
 
-class _ProfileExists(Exception):
-    """Inside ``create``: the user has a profile already (rolls the insert back)."""
+class ProfileExists(Exception):
+    """Raised by ``create_in``: the user has a profile already (the caller's transaction is rolled back)."""
 
 
 class SqlProfileRepository:
@@ -151,35 +152,39 @@ class SqlProfileRepository:
     @staticmethod
     async def for_user_in(conn: AsyncConnection, user_id: int) -> list[Profile]:
         query = select(profiles).where(profiles.c.user_id == user_id).order_by(profiles.c.id)
-        return [_profile(row) for row in (await conn.execute(query)).all()]
+        return [profile_from_row(row) for row in (await conn.execute(query)).all()]
 
     async def create(self, user_id: int, change: ProfileChange) -> Profile | None:
         """The user's new profile (``submitted`` when confirmed, else ``drafted``); None when it has one."""
-        now = utcnow()
-        state = "submitted" if change.confirm else "drafted"
         try:
             async with transaction(self._engine) as conn:
-                # PostgreSQL: the user's row lock serialises concurrent creations.  SQLite: the insert takes
-                # the database's write lock before the count, which so sees every committed profile.
-                await conn.execute(select(users.c.id).where(users.c.id == user_id).with_for_update())
-                result = await conn.execute(
-                    profiles.insert().values(
-                        user_id=user_id, state=state, created_at=now, updated_at=now, **change.values
-                    )
+                return await self.create_in(
+                    conn, user_id, change.values, "submitted" if change.confirm else "drafted"
                 )
-                count = await conn.scalar(
-                    select(func.count()).select_from(profiles).where(profiles.c.user_id == user_id)
-                )
-                if (count or 0) > 1:
-                    raise _ProfileExists()
-                row = (
-                    await conn.execute(
-                        select(profiles).where(profiles.c.id == result.inserted_primary_key[0])
-                    )
-                ).one()
-        except _ProfileExists:
+        except ProfileExists:
             return None
-        return _profile(row)
+
+    @staticmethod
+    async def create_in(
+        conn: AsyncConnection, user_id: int, values: dict[str, str | None], state: str
+    ) -> Profile:
+        """Insert the user's profile on ``conn``; :class:`ProfileExists` when the user has one already."""
+        now = utcnow()
+        # PostgreSQL: the user's row lock serialises concurrent creations.  SQLite: the insert takes the
+        # database's write lock before the count, which so sees every committed profile.
+        await conn.execute(select(users.c.id).where(users.c.id == user_id).with_for_update())
+        result = await conn.execute(
+            profiles.insert().values(user_id=user_id, state=state, created_at=now, updated_at=now, **values)
+        )
+        count = await conn.scalar(
+            select(func.count()).select_from(profiles).where(profiles.c.user_id == user_id)
+        )
+        if (count or 0) > 1:
+            raise ProfileExists()
+        row = (
+            await conn.execute(select(profiles).where(profiles.c.id == result.inserted_primary_key[0]))
+        ).one()
+        return profile_from_row(row)
 
     async def update_editable(self, user_id: int, change: ProfileChange) -> Profile | None:
         """Apply ``change`` to the user's drafted or rejected profile (``submitted`` when confirmed, else
@@ -200,4 +205,4 @@ class SqlProfileRepository:
             if result.rowcount == 0:  # verified by an admin meanwhile
                 return None
             row = (await conn.execute(select(profiles).where(profiles.c.id == profile_id))).one()
-        return _profile(row)
+        return profile_from_row(row)

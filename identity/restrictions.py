@@ -21,7 +21,7 @@ from identity.models import (
 from identity.storage import reading, transaction
 
 
-def _restriction(row: Row[Any]) -> Restriction:
+def restriction_from_row(row: Row[Any]) -> Restriction:
     return Restriction(
         id=row.id,
         category=row.category,
@@ -81,7 +81,7 @@ class SqlRestrictionRepository:
     async def list_all(self) -> list[Restriction]:
         async with reading(self._engine) as conn:
             rows = (await conn.execute(select(restrictions).order_by(restrictions.c.id))).all()
-        return [_restriction(row) for row in rows]
+        return [restriction_from_row(row) for row in rows]
 
     async def add(self, restriction: Restriction) -> Restriction:
         """Insert a validated restriction; a duplicate (scope, category, value) raises ``Conflict('value.taken')``."""
@@ -101,7 +101,7 @@ class SqlRestrictionRepository:
                 .returning(restrictions)
             )
             row = result.one()
-        return _restriction(row)
+        return restriction_from_row(row)
 
     async def delete(self, restriction_id: int) -> bool:
         async with transaction(self._engine) as conn:

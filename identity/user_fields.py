@@ -52,14 +52,17 @@ def data_text(value: Any) -> tuple[str | None, list[str]]:
     return value, []
 
 
+def email_problems(email: str) -> list[str]:
+    """``["email.invalid"]`` unless ``email`` is a deliverable-looking address of at most 255 characters."""
+    return [] if len(email) <= MAX_EMAIL and _EMAIL.fullmatch(email) else ["email.invalid"]
+
+
 def validate_new_user(
     email: str, password: str, username: Any, data: Any, passwords: PasswordPolicy
 ) -> tuple[NewUserFields | None, list[str]]:
     """The validated fields, or the list of every failing rule's key."""
-    problems: list[str] = []
     email = email.strip()
-    if len(email) > MAX_EMAIL or not _EMAIL.fullmatch(email):
-        problems.append("email.invalid")
+    problems = email_problems(email)
     name: str | None = None
     if username is not None and username != "":
         if not isinstance(username, str):

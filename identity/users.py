@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Row, func, or_, select, update
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from identity.account_rules import AccountRules, level_for
 from identity.db import users, utcnow
@@ -16,7 +16,7 @@ from identity.labels import SqlLabelRepository, SqlLevelRepository
 from identity.models import User
 from identity.storage import reading, transaction
 
-_USER_COLUMNS = (
+USER_COLUMNS = (
     users.c.id,
     users.c.uid,
     users.c.email,
@@ -32,7 +32,7 @@ _USER_COLUMNS = (
 )
 
 
-def _user(row: Row[Any]) -> User:
+def user_from_row(row: Row[Any]) -> User:
     return User(
         id=row.id,
         uid=row.uid,
@@ -73,18 +73,18 @@ class SqlUserRepository:
 
     async def get_by_uid(self, uid: str) -> User | None:
         async with reading(self._engine) as conn:
-            row = (await conn.execute(select(*_USER_COLUMNS).where(users.c.uid == uid))).first()
-        return _user(row) if row else None
+            row = (await conn.execute(select(*USER_COLUMNS).where(users.c.uid == uid))).first()
+        return user_from_row(row) if row else None
 
     async def get_by_id(self, user_id: int) -> User | None:
         async with reading(self._engine) as conn:
-            row = (await conn.execute(select(*_USER_COLUMNS).where(users.c.id == user_id))).first()
-        return _user(row) if row else None
+            row = (await conn.execute(select(*USER_COLUMNS).where(users.c.id == user_id))).first()
+        return user_from_row(row) if row else None
 
     async def get_by_email(self, email: str) -> User | None:
         async with reading(self._engine) as conn:
-            row = (await conn.execute(select(*_USER_COLUMNS).where(users.c.email == email))).first()
-        return _user(row) if row else None
+            row = (await conn.execute(select(*USER_COLUMNS).where(users.c.email == email))).first()
+        return user_from_row(row) if row else None
 
     async def taken(self, *, email: str | None = None, username: str | None = None) -> list[str]:
         """Which of ``email`` / ``username`` already belong to someone: ``["email.taken", ...]``."""
@@ -98,13 +98,13 @@ class SqlUserRepository:
 
     async def credentials(self, email: str) -> Credentials | None:
         query = select(
-            *_USER_COLUMNS, users.c.password_digest, users.c.otp_secret_encrypted, users.c.otp_last_step
+            *USER_COLUMNS, users.c.password_digest, users.c.otp_secret_encrypted, users.c.otp_last_step
         ).where(users.c.email == email)
         async with reading(self._engine) as conn:
             row = (await conn.execute(query)).first()
         if row is None:
             return None
-        return Credentials(_user(row), row.password_digest, row.otp_secret_encrypted, row.otp_last_step)
+        return Credentials(user_from_row(row), row.password_digest, row.otp_secret_encrypted, row.otp_last_step)
 
     async def create(
         self,
@@ -197,49 +197,105 @@ class SqlUserRepository:
             )
         return await self.get_by_uid(uid) if result.rowcount == 1 else None
 
+    @staticmethod
+    async def lock_in(conn: AsyncConnection, uid: str) -> int | None:
+        """The id of user ``uid`` (None if absent), its row locked until ``conn``'s transaction ends.
+
+        On PostgreSQL the row lock serialises changes of one user.  SQLite has no FOR UPDATE, and its driver
+        opens the transaction at the first write: callers write before they read what they recompute.
+        """
+        return await conn.scalar(select(users.c.id).where(users.c.uid == uid).with_for_update())
+
+    @staticmethod
+    async def get_in(conn: AsyncConnection, uid: str) -> User | None:
+        """User ``uid`` as ``conn`` sees it (inside the caller's transaction)."""
+        row = (await conn.execute(select(*USER_COLUMNS).where(users.c.uid == uid))).first()
+        return user_from_row(row) if row else None
+
+    @staticmethod
+    async def _recompute_in(conn: AsyncConnection, user_id: int, rules: AccountRules) -> None:
+        """Level and state from the user's labels (§4.7), after a private label changed."""
+        labels = await SqlLabelRepository.for_user_in(conn, user_id)
+        levels = await SqlLevelRepository.list_in(conn)
+        await conn.execute(
+            update(users)
+            .where(users.c.id == user_id)
+            .values(state=rules.state_for(labels), level=level_for(levels, labels), updated_at=utcnow())
+        )
+
+    @classmethod
+    async def put_label_in(
+        cls,
+        conn: AsyncConnection,
+        user_id: int,
+        key: str,
+        value: str,
+        scope: str,
+        rules: AccountRules,
+        description: str | None = None,
+    ) -> None:
+        """Set a label on ``conn``; a private one recomputes level and state.  The label is written before the
+        labels are read back (see :meth:`lock_in`)."""
+        await SqlLabelRepository.put_in(conn, user_id, key, value, scope, description)
+        if scope == "private":
+            await cls._recompute_in(conn, user_id, rules)
+
+    @classmethod
+    async def delete_label_in(
+        cls, conn: AsyncConnection, user_id: int, key: str, scope: str, rules: AccountRules
+    ) -> bool:
+        """Remove a label on ``conn``; a private one recomputes level and state.  True when there was one."""
+        removed = await SqlLabelRepository.delete_in(conn, user_id, key, scope)
+        if removed and scope == "private":
+            await cls._recompute_in(conn, user_id, rules)
+        return removed
+
+    @classmethod
+    async def disable_otp_in(cls, conn: AsyncConnection, user_id: int, rules: AccountRules) -> None:
+        """Turn 2FA off on ``conn``: the private label ``otp:enabled`` goes (level and state recomputed), and
+        the flag and the TOTP secret with it."""
+        await cls.delete_label_in(conn, user_id, "otp", "private", rules)
+        await conn.execute(
+            update(users)
+            .where(users.c.id == user_id)
+            .values(otp=False, otp_secret_encrypted=None, updated_at=utcnow())
+        )
+
     async def put_label(self, uid: str, key: str, value: str, scope: str, rules: AccountRules) -> User | None:
         """Set a label; a private one recomputes the user's level and state (§4.7) in the same transaction.
 
         Returns the user as it is afterwards, None when there is no such user.
         """
         async with transaction(self._engine) as conn:
-            user_id = await conn.scalar(select(users.c.id).where(users.c.uid == uid).with_for_update())
+            user_id = await self.lock_in(conn, uid)
             if user_id is None:
                 return None
-            # On PostgreSQL the row lock above serialises label changes of one user.  On SQLite (which has
-            # no FOR UPDATE, and whose driver opens the transaction at the first write) the label write
-            # comes before the labels are read, so the recomputation sees every committed label.
-            await SqlLabelRepository.put_in(conn, user_id, key, value, scope)
-            if scope == "private":
-                labels = await SqlLabelRepository.for_user_in(conn, user_id)
-                levels = await SqlLevelRepository.list_in(conn)
-                await conn.execute(
-                    update(users)
-                    .where(users.c.id == user_id)
-                    .values(state=rules.state_for(labels), level=level_for(levels, labels), updated_at=utcnow())
-                )
+            await self.put_label_in(conn, user_id, key, value, scope, rules)
         return await self.get_by_uid(uid)
 
-    async def delete_label(self, uid: str, key: str, scope: str, rules: AccountRules) -> tuple[User, bool] | None:
+    async def delete_label(
+        self, uid: str, key: str, scope: str, rules: AccountRules
+    ) -> tuple[User, bool] | None:
         """Remove a label; a private one recomputes level and state (§4.7) in the same transaction.
 
         Returns the user as it is afterwards and whether a label was removed; None when there is no such user.
         """
         async with transaction(self._engine) as conn:
-            user_id = await conn.scalar(select(users.c.id).where(users.c.uid == uid).with_for_update())
+            user_id = await self.lock_in(conn, uid)
             if user_id is None:
                 return None
-            removed = await SqlLabelRepository.delete_in(conn, user_id, key, scope)
-            if removed and scope == "private":
-                labels = await SqlLabelRepository.for_user_in(conn, user_id)
-                levels = await SqlLevelRepository.list_in(conn)
-                await conn.execute(
-                    update(users)
-                    .where(users.c.id == user_id)
-                    .values(state=rules.state_for(labels), level=level_for(levels, labels), updated_at=utcnow())
-                )
+            removed = await self.delete_label_in(conn, user_id, key, scope, rules)
         user = await self.get_by_uid(uid)
         return (user, removed) if user is not None else None
+
+    async def disable_otp(self, uid: str, rules: AccountRules) -> User | None:
+        """Turn 2FA off in one transaction (:meth:`disable_otp_in`); the user afterwards, None if absent."""
+        async with transaction(self._engine) as conn:
+            user_id = await self.lock_in(conn, uid)
+            if user_id is None:
+                return None
+            await self.disable_otp_in(conn, user_id, rules)
+        return await self.get_by_uid(uid)
 
     async def count(self) -> int:
         async with reading(self._engine) as conn:

@@ -31,6 +31,7 @@ STATUS: dict[type[errors.IdentityError], int] = {
     errors.CaptchaRejected: 422,
     errors.Auth0Rejected: 401,
     errors.BearerRejected: 401,
+    errors.AbilityDenied: 401,
     errors.BadRequest: 400,
     errors.Forbidden: 403,
     errors.PayloadTooLarge: 413,

@@ -5,6 +5,8 @@ whether the checked-in files are up to date (exit status 1 when they are not).
 
 The description (``<name>.yml``) is short to read and write:
 
+- ``entities``: entities of this document only, beside the shared ones of ``entities.yml`` (a name may not
+  be both).
 - ``prefix`` (paths are written relative to it), ``alias`` (the same paths without ``barong``),
   ``security: bearer`` (operations need the bearer JWT unless marked ``public: true``), ``omitted`` (seed
   endpoints deliberately left out), ``defaults`` (responses added to every operation: ``all``, ``bearer``
@@ -285,6 +287,10 @@ def build(name: str, entities: dict[str, Any] | None = None) -> dict[str, Any]:
         entities = yaml.safe_load((HERE / "entities.yml").read_text(encoding="utf-8"))
     api = yaml.safe_load((HERE / f"{name}.yml").read_text(encoding="utf-8"))
     api["_bodies"] = {}
+    local = api.get("entities") or {}
+    if set(local) & set(entities):
+        raise DescriptionError(f"{name}: entities also in entities.yml: {sorted(set(local) & set(entities))}")
+    entities = {**entities, **local}
     prefix = api.get("prefix", "")
     description = api["description"].strip()
     if api.get("alias"):

@@ -377,7 +377,7 @@ async def test_swagger_doc_name_serves_each_document(api: Any, name: str) -> Non
 
 
 @SQLITE_ONLY
-@pytest.mark.parametrize("name", ["admin", "Resource", "resource.json", "entities"])
+@pytest.mark.parametrize("name", ["admins", "Resource", "resource.json", "entities"])
 async def test_an_unknown_document_is_not_found(api: Any, name: str) -> None:
     response = await api.get(f"/api/v2/resource/swagger_doc/{name}")
     assert response.status == 404
@@ -418,7 +418,8 @@ TYPES: dict[str, Any] = {
 
 
 def violations(document: dict[str, Any], schema: dict[str, Any], value: Any, where: str = "$") -> list[str]:
-    """Where ``value`` breaks ``schema`` (the subset of OpenAPI 3.0 schemas the documents use)."""
+    """Where ``value`` breaks ``schema`` (the OpenAPI 3.0 subset of the documents, ``anyOf`` and
+    ``additionalProperties`` included)."""
     if "$ref" in schema:
         return violations(document, resolve(document, schema["$ref"]), value, where)
     if value is None:
@@ -426,6 +427,10 @@ def violations(document: dict[str, Any], schema: dict[str, Any], value: Any, whe
     found = [
         problem for part in schema.get("allOf", []) for problem in violations(document, part, value, where)
     ]
+    if "anyOf" in schema:
+        fits = [violations(document, part, value, where) for part in schema["anyOf"]]
+        if all(fits):
+            found.append(f"{where}: fits none of anyOf: {fits}")
     kind = schema.get("type")
     if kind is None:
         return found
@@ -442,9 +447,12 @@ def violations(document: dict[str, Any], schema: dict[str, Any], value: Any, whe
             found += violations(document, schema["items"], item, f"{where}[{index}]")
     if kind == "object":
         found += [f"{where}: {name} missing" for name in schema.get("required", []) if name not in value]
-        for name, prop in schema.get("properties", {}).items():
-            if name in value:
-                found += violations(document, prop, value[name], f"{where}.{name}")
+        properties = schema.get("properties", {})
+        for name, item in value.items():
+            if name in properties:
+                found += violations(document, properties[name], item, f"{where}.{name}")
+            elif isinstance(schema.get("additionalProperties"), dict):
+                found += violations(document, schema["additionalProperties"], item, f"{where}.{name}")
     return found
 
 
