@@ -28,7 +28,8 @@ from sqlalchemy import ColumnElement, FromClause, Row, Select, and_, func, or_, 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from identity.activities import activity_from_row
-from identity.db import activities, labels, users
+from identity.admin.user_queries import pending_documents
+from identity.db import activities, users
 from identity.errors import ValidationFailed
 from identity.labels import SqlLevelRepository
 from identity.models import Activity, Level, User
@@ -301,7 +302,7 @@ class AdminReports:
 
     async def metrics(self, since: datetime | None, until: datetime | None) -> Metrics:
         """Daily sign-ups and logins between ``since`` and ``until`` (inclusive; None: unbounded), and the
-        users whose document waits for review (a private ``document: pending`` label, as Barong counts)."""
+        users whose documents wait for review (as ``GET /users/documents/pending`` lists them)."""
         signup = and_(
             activities.c.topic == "account", activities.c.action == "signup", activities.c.result == "succeed"
         )
@@ -315,11 +316,8 @@ class AdminReports:
             conditions.append(activities.c.created_at >= since)
         if until is not None:
             conditions.append(activities.c.created_at <= until)
-        pending = (
-            select(func.count())
-            .select_from(labels)
-            .where(labels.c.key == "document", labels.c.value == "pending", labels.c.scope == "private")
-        )
+        waiting, _ = pending_documents(users.c.id)
+        pending = select(func.count()).select_from(waiting.subquery())
         found: dict[str, dict[str, int]] = {"signup": {}, "succeed": {}, "failed": {}}
         async with reading(self._engine) as conn:
             day = _day(conn, activities.c.created_at).label("day")

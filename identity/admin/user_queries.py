@@ -241,10 +241,9 @@ async def list_users(
     return await _page(conn, query, order, page, detail)
 
 
-async def users_with_pending_documents(
-    conn: AsyncConnection, wanted: UserFilter, page: Page, detail: str = BASIC
-) -> tuple[list[UserView], int]:
-    """One page of the users whose documents wait for review (matching ``wanted``), longest waiting first."""
+def pending_documents(*columns: Any) -> tuple[Select[Any], list[Any]]:
+    """A query of ``columns`` of the users whose documents wait for review, and its order (longest waiting
+    first).  The admin list and the metrics count the same users."""
     marked = (
         select(labels.c.user_id, labels.c.value, labels.c.updated_at.label("since"))
         .where(labels.c.key == "document", labels.c.scope == "private")
@@ -259,13 +258,21 @@ async def users_with_pending_documents(
         marked.c.user_id.is_(None) & uploaded.c.user_id.is_not(None)
     )
     query = (
-        select(*USER_COLUMNS)
+        select(*columns)
+        .select_from(users)
         .outerjoin(marked, marked.c.user_id == users.c.id)
         .outerjoin(uploaded, uploaded.c.user_id == users.c.id)
-        .where(pending, *_conditions(wanted))
+        .where(pending)
     )
-    order = [func.coalesce(marked.c.since, uploaded.c.since).asc(), users.c.id.asc()]
-    return await _page(conn, query, order, page, detail)
+    return query, [func.coalesce(marked.c.since, uploaded.c.since).asc(), users.c.id.asc()]
+
+
+async def users_with_pending_documents(
+    conn: AsyncConnection, wanted: UserFilter, page: Page, detail: str = BASIC
+) -> tuple[list[UserView], int]:
+    """One page of the users whose documents wait for review (matching ``wanted``), longest waiting first."""
+    query, order = pending_documents(*USER_COLUMNS)
+    return await _page(conn, query.where(*_conditions(wanted)), order, page, detail)
 
 
 async def users_with_label(

@@ -11,7 +11,7 @@ import pytest
 import yaml
 from sqlalchemy import delete
 
-from identity.db import levels
+from identity.db import documents, levels, utcnow
 from identity.labels import SqlLabelRepository
 from identity.models import Activity
 from tests.admin.conftest import ADMIN, ADMIN_ALIAS
@@ -43,9 +43,10 @@ def activity(
 @pytest.fixture
 async def history(services: Any, make_user: Any) -> None:
     """Sign-ups and logins over three days of March 2024, with activities that do not count, and documents
-    pending review."""
-    users = [(await make_user()).user for _ in range(4)]
-    a, b, c, d = users
+    pending review: a, b (label ``pending``), e (``replaced``) and f (uploaded, not yet labelled), as
+    ``GET /users/documents/pending`` lists them."""
+    users = [(await make_user()).user for _ in range(6)]
+    a, b, c, d, e, f = users
     await services.activities.add_many(
         [
             activity(a, "account", "signup", "2024-03-01T00:00:00"),
@@ -68,13 +69,21 @@ async def history(services: Any, make_user: Any) -> None:
             await SqlLabelRepository.put_in(conn, user.id, "document", "pending", "private")
         await SqlLabelRepository.put_in(conn, c.id, "document", "pending", "public")  # not the admins' label
         await SqlLabelRepository.put_in(conn, d.id, "document", "verified", "private")
+        await SqlLabelRepository.put_in(conn, e.id, "document", "replaced", "private")
+        now = utcnow()
+        for user in (d, f):  # d's documents are verified already
+            await conn.execute(
+                documents.insert().values(
+                    user_id=user.id, doc_type="passport", upload="x.png", created_at=now, updated_at=now
+                )
+            )
 
 
 ALL_DAYS = {
     "signups": {"2024-03-01": 2, "2024-03-03": 1},
     "sucessful_logins": {"2024-03-01": 1, "2024-03-02": 2},
     "failed_logins": {"2024-03-02": 1, "2024-03-03": 2},
-    "pending_applications": 2,
+    "pending_applications": 4,
 }
 
 
@@ -101,6 +110,9 @@ async def test_metrics_count_signups_and_logins_per_day_and_pending_documents(
     later = {day: n for day, n in body["sucessful_logins"].items() if not day.startswith("2024-03")}
     assert list(later.values()) == [1]
     assert await metrics(api, superadmin, created_to="2024-12-31") == ALL_DAYS
+    listed = await api.get(f"{ADMIN}/users/documents/pending", headers=superadmin.headers)
+    assert listed.status == 200, await listed.text()
+    assert int(listed.headers["Total"]) == body["pending_applications"]  # one definition of "pending"
 
 
 @pytest.mark.parametrize(
@@ -139,7 +151,7 @@ async def test_metrics_period(
     if isinstance(expected, tuple):
         expected = days(ALL_DAYS, *expected)
     params = {"created_to": "2024-12-31", **params}  # not the superadmin's sign-in, today
-    assert await metrics(api, superadmin, **params) == {"pending_applications": 2, **expected}
+    assert await metrics(api, superadmin, **params) == {"pending_applications": 4, **expected}
 
 
 async def test_metrics_report_every_bad_period_parameter_at_once(api: Any, superadmin: Any) -> None:
