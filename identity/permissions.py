@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from sqlalchemy import Row, delete, select
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from identity.db import permissions, utcnow
 from identity.models import Permission
@@ -44,7 +44,12 @@ class SqlPermissionRepository:
     async def has_role(self, role: str) -> bool:
         """Whether any permission names ``role`` (Barong: a role exists when the permissions table has it)."""
         async with reading(self._engine) as conn:
-            return await conn.scalar(select(permissions.c.id).where(permissions.c.role == role).limit(1)) is not None
+            return await self.has_role_in(conn, role)
+
+    @staticmethod
+    async def has_role_in(conn: AsyncConnection, role: str) -> bool:
+        """:meth:`has_role`, read on ``conn`` (inside the caller's transaction)."""
+        return await conn.scalar(select(permissions.c.id).where(permissions.c.role == role).limit(1)) is not None
 
     async def list_all(self) -> list[Permission]:
         async with reading(self._engine) as conn:
@@ -60,8 +65,3 @@ class SqlPermissionRepository:
             if rows:
                 await conn.execute(permissions.insert(), rows)
         return len(rows)
-
-    async def delete(self, permission_id: int) -> bool:
-        async with transaction(self._engine) as conn:
-            result = await conn.execute(delete(permissions).where(permissions.c.id == permission_id))
-        return result.rowcount == 1

@@ -13,9 +13,10 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Row, and_, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from identity.db import api_keys, permissions, service_accounts, users, utcnow
+from identity.db import api_keys, service_accounts, users, utcnow
 from identity.errors import Conflict, RecordNotFound, ValidationFailed
 from identity.models import SERVICE_ACCOUNT_HOLDER, SERVICE_ACCOUNT_STATES, ApiKey, ServiceAccount, User
+from identity.permissions import SqlPermissionRepository
 from identity.storage import reading, transaction
 from identity.user_fields import _EMAIL, MAX_EMAIL
 from identity.users import new_uid
@@ -112,8 +113,7 @@ class SqlServiceAccountRepository:
     @staticmethod
     async def _check_role(conn: AsyncConnection, role: str) -> None:
         # Barong: a role exists when the permissions table names it.
-        found = await conn.scalar(select(permissions.c.id).where(permissions.c.role == role).limit(1))
-        if found is None:
+        if not await SqlPermissionRepository.has_role_in(conn, role):
             raise ValidationFailed("role.doesnt_exist")
 
     @staticmethod

@@ -26,7 +26,7 @@ from identity.db import permissions, utcnow
 from identity.errors import RecordNotFound, ValidationFailed
 from identity.models import ACTIONS, VERBS, Permission
 from identity.paging import Page
-from identity.permissions import permission_from_row
+from identity.permissions import SqlPermissionRepository, permission_from_row
 from identity.storage import reading, transaction
 
 PREFIX = "admin.permission"
@@ -184,6 +184,5 @@ class PermissionAdmin:
     @staticmethod
     async def _check_role(conn: AsyncConnection, role: str) -> None:
         """Barong: a role exists when some permission names it."""
-        found = await conn.scalar(select(permissions.c.id).where(permissions.c.role == role).limit(1))
-        if found is None:
+        if not await SqlPermissionRepository.has_role_in(conn, role):
             raise ValidationFailed(f"{PREFIX}.role_doesnt_exist")

@@ -45,10 +45,11 @@ from identity.admin.user_queries import (
 )
 from identity.api_keys import SqlApiKeyRepository
 from identity.changes import ChangePublisher
-from identity.db import data_storages, permissions, users, utcnow
+from identity.db import data_storages, users, utcnow
 from identity.errors import RecordNotFound, ValidationFailed
 from identity.models import USER_HOLDER, ApiKey, User
 from identity.paging import Page, page_params
+from identity.permissions import SqlPermissionRepository
 from identity.sessions import RedisSessionStore
 from identity.storage import reading, transaction
 from identity.user_fields import email_problems
@@ -227,7 +228,7 @@ class UserAdmin:
                 raise ValidationFailed(f"{PREFIX}.role_no_change")
             if role == "superadmin" and not is_superadmin(actor):
                 raise ValidationFailed(f"{PREFIX}.not_superadmin")
-            if await conn.scalar(select(permissions.c.id).where(permissions.c.role == role).limit(1)) is None:
+            if not await SqlPermissionRepository.has_role_in(conn, role):
                 raise ValidationFailed("role.doesnt_exist")
             await conn.execute(
                 update(users).where(users.c.id == before.id).values(role=role, updated_at=utcnow())
