@@ -23,7 +23,7 @@ from tests.admin.conftest import ADMIN, ADMIN_ALIAS
 from tests.admin.test_abilities import ROUTES, registered_admin_routes
 from tests.identity.helpers import browser
 from tests.resource.helpers import bearer, jwt_for
-from tests.resource.test_swagger import SEED_TYPES, deref, operations, violations
+from tests.resource.test_swagger import SEED_TYPES, deref, documented_parameters, operations, violations
 
 SQLITE_ONLY = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 ROOT = Path(__file__).resolve().parents[2]
@@ -106,23 +106,6 @@ def test_the_fixture_is_the_seeds_admin_endpoint_list() -> None:
     older = parse_seed_20(SEED_20.read_text(encoding="utf-8"))
     assert len(newer) == 29 and len(older) == 19  # the parsers find every endpoint
     assert merged(newer, older) == seed_endpoints()
-
-
-def documented_parameters(document: dict[str, Any], operation: dict[str, Any]) -> dict[tuple[str, str], Any]:
-    """(name, seed location) → (required, schema) of the operation's path/query parameters and body fields."""
-    found: dict[tuple[str, str], Any] = {}
-    for parameter in operation.get("parameters", []):
-        if parameter["in"] in ("path", "query"):
-            found[(parameter["name"], parameter["in"])] = (
-                parameter.get("required", False),
-                parameter["schema"],
-            )
-    body = operation.get("requestBody")
-    if body:
-        schema = deref(document, body["content"]["application/json"]["schema"])
-        for field, field_schema in schema["properties"].items():
-            found[(field, "formData")] = (field in schema.get("required", []), field_schema)
-    return found
 
 
 @pytest.mark.parametrize("endpoint", seed_endpoints(), ids=lambda e: f"{e['method']} {e['path']}")
