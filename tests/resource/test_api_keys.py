@@ -123,7 +123,10 @@ async def test_the_totp_guard(api: Any, sign_in: Any, services: Any, clock: Any)
     assert (await create(api, caller, totp_code=code)).status == 201
     response = await create(api, caller, totp_code=code)  # the same step again
     assert await errors(response, 422) == ["totp.error"]
-    as_number = await create(api, caller, totp_code=int(caller.code()))
+    number = caller.code()
+    while number.startswith("0"):  # a JSON number has no leading zero: take a step whose code has none
+        number = caller.code()
+    as_number = await create(api, caller, totp_code=int(number))
     assert as_number.status == 201, await as_number.text()
     assert (await services.api_keys.list_for("User", caller.user.id))[1] == 2
 
