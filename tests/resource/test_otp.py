@@ -224,6 +224,9 @@ async def test_verify(api: Any, make_user: Any, services: Any, clock: Any) -> No
     response = await api.post(f"{OTP}/verify", json={"code": wrong}, headers=headers)
     assert await errors(response, 422) == ["resource.otp.invalid"]
     code = code_at(account.otp_secret, clock.now)
+    while code.startswith("0"):  # a JSON number has no leading zero: take a step whose code has none
+        clock.advance(30)
+        code = code_at(account.otp_secret, clock.now)
     response = await api.post(f"{OTP}/verify", json={"code": int(code)}, headers=headers)  # a JSON number
     assert response.status == 201, await response.text()
     assert await response.json() == {}
