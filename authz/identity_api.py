@@ -6,16 +6,20 @@ settings or of the decision endpoint.
 
 from __future__ import annotations
 
+import functools
 import importlib.metadata
+import os
+import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import aiohttp
 from aiohttp import web
 
-from authz.keys import SigningKey
+from authz.keys import Keyring
 from authz.services import Services
-from authz.settings import Settings
+from authz.settings import PROJECT_ROOT, Settings
+from identity.access_tokens import AccessTokens
 from identity.account_propagation import AccountPropagation
 from identity.account_rules import AccountRules
 from identity.accounts import AccountService
@@ -26,7 +30,8 @@ from identity.bearer import BearerVerifier
 from identity.captcha import Captcha
 from identity.data_storage import SqlDataStorageRepository
 from identity.documents import DocumentService, SqlDocumentRepository
-from identity.http.context import IdentityContext
+from identity.http.context import IDENTITY, IdentityContext
+from identity.http.financelime.context import FINANCELIME, FinancelimeContext
 from identity.http.general import PublicConfig
 from identity.http.resource.account import ACCOUNT
 from identity.http.resource.api_keys import API_KEYS
@@ -47,8 +52,10 @@ from identity.phones import PhoneService, RedisPhoneCodes, SqlPhoneRepository
 from identity.profiles import SqlProfileRepository
 from identity.self_service import AccountSelfService
 from identity.service_accounts import OwnedServiceAccounts
+from identity.signups import SignupService
 from identity.sms import OutboxSmsSender, SmsSender, TwilioSmsSender
 from identity.throttle import LoginThrottle
+from identity.token_sessions import TokenSessionService
 from identity.tokens import AccountTokens
 from identity.two_factor import TotpChecker
 from identity.uploads import UploadStore
@@ -69,6 +76,59 @@ def public_config(settings: Settings) -> PublicConfig:
         auth0_domain=settings.auth0_domain,
         auth0_client_id=settings.auth0_client_id,
         version=package_version(),
+    )
+
+
+@functools.cache
+def build_label(configured: str) -> str:
+    """``GET /v1/version``'s build: the configured one, else the checkout's commit and its date."""
+    if configured:
+        return configured
+    try:
+        done = subprocess.run(
+            ["git", "-C", str(PROJECT_ROOT), "log", "-1", "--format=%h [%cd]", "--date=format-local:%Y-%m-%d_%H:%M:%S"],
+            capture_output=True,
+            text=True,
+            timeout=2,
+            env={"TZ": "UTC", "PATH": os.environ.get("PATH", "")},
+            check=True,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return done.stdout.strip() or "unknown"
+
+
+def install_token_api(
+    app: web.Application,
+    settings: Settings,
+    services: Services,
+    tokens: AccessTokens,
+    parts: AccountParts,
+    client_info: Callable[[web.Request], ClientInfo],
+    clock: Callable[[], float],
+) -> None:
+    """The Financelime-compatible token API (needs the identity and resource contexts installed first)."""
+    app[FINANCELIME] = FinancelimeContext(
+        signups=SignupService(
+            engine=services.engine,
+            users=services.users,
+            sessions=services.sessions,
+            redis=services.redis,
+            namespace=settings.redis_namespace,
+            activity=parts.activity,
+            notifier=parts.notifier,
+            rules=parts.rules,
+            invite_required=settings.invite_code_required,
+            signup_ttl=settings.email_token_expire_time,
+            reset_ttl=settings.reset_token_expire_time,
+            clock=clock,
+        ),
+        tokens=TokenSessionService(services.sessions, tokens, services.users, app[IDENTITY].login, clock),
+        bearer=app[RESOURCE].bearer,
+        users=services.users,
+        client_info=client_info,
+        version=package_version(),
+        build=build_label(settings.build),
     )
 
 
@@ -118,6 +178,7 @@ def account_parts(settings: Settings, services: Services, mailer: Mailer) -> Acc
             frontend_url=settings.frontend_url,
             email_token_hours=max(1, settings.email_token_expire_time // 3600),
             reset_token_hours=max(1, settings.reset_token_expire_time // 3600),
+            api_url=settings.api_url,
         ),
     )
 
@@ -125,7 +186,7 @@ def account_parts(settings: Settings, services: Services, mailer: Mailer) -> Acc
 def identity_context(
     settings: Settings,
     services: Services,
-    signing_key: SigningKey,
+    keyring: Keyring,
     parts: AccountParts,
     http: aiohttp.ClientSession,
     client_info: Callable[[web.Request], ClientInfo],
@@ -153,8 +214,8 @@ def identity_context(
     tokens = AccountTokens(
         services.redis,
         namespace=settings.redis_namespace,
-        private_key=signing_key.private_key,
-        kid=signing_key.kid,
+        signer=keyring.current,
+        public_keys=keyring.public_keys,
         issuer=settings.jwt_issuer,
         audience=settings.jwt_audience,
         email_ttl=settings.email_token_expire_time,
@@ -215,7 +276,7 @@ def install_resource_api(
     app: web.Application,
     settings: Settings,
     services: Services,
-    signing_key: SigningKey,
+    keyring: Keyring,
     parts: AccountParts,
     http: aiohttp.ClientSession,
     client_info: Callable[[web.Request], ClientInfo],
@@ -225,7 +286,7 @@ def install_resource_api(
     rules = parts.rules
     app[RESOURCE] = ResourceContext(
         bearer=BearerVerifier(
-            {signing_key.kid: signing_key.private_key.public_key()},
+            keyring.public_keys,
             issuer=settings.jwt_issuer,
             audience=settings.jwt_audience,
             clock=clock,

@@ -14,7 +14,7 @@ from collections.abc import Callable
 import jwt
 
 from authz.decision import Principal
-from authz.keys import SigningKey
+from authz.keys import Signer
 
 REFRESH_FRACTION = 0.9
 
@@ -24,7 +24,7 @@ class IdTokenMutator:
 
     def __init__(
         self,
-        key: SigningKey,
+        key: Signer,  # read at every signing: the keyring's current key follows rotations
         *,
         expire_time: int,
         issuer: str,

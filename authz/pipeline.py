@@ -24,7 +24,9 @@ log = logging.getLogger(__name__)
 #: Requests to these paths skip restrictions (whitelink consumption must work from a restricted address).
 RESTRICTION_EXEMPT_PATHS = frozenset({"api/v2/barong/identity/users/access", "api/v2/identity/users/access"})
 #: Blocklogin restrictions refuse only logins (decisions.md: not logout, not other requests).
-LOGIN_PATHS = frozenset({"api/v2/barong/identity/sessions", "api/v2/identity/sessions"})
+LOGIN_PATHS = frozenset(
+    {"api/v2/barong/identity/sessions", "api/v2/identity/sessions", "v1/oauth", "v1/oauth/create"}
+)
 
 DENY_BLOCKED = Deny(401, "authz.permission_denied")
 DENY_PERMISSION = Deny(401, "authz.invalid_permission")

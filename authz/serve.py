@@ -96,6 +96,8 @@ def serve(settings: Settings) -> int:
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
     redis_url, embedded = prepare(settings)
     print(f"authz listening on http://{settings.host}:{settings.port} with {settings.workers} worker(s)", flush=True)
+    if settings.grpc_port:
+        print(f"authz gRPC ext_authz on {settings.host}:{settings.grpc_port}", flush=True)
     try:
         if settings.workers == 1:
             _run_worker(settings, redis_url, reuse_port=False)

@@ -18,6 +18,7 @@ from identity.restrictions import SqlRestrictionRepository
 from identity.secretbox import SecretBox, load_or_create_key, parse_key
 from identity.service_accounts import SqlServiceAccountRepository
 from identity.sessions import RedisSessionStore
+from identity.signing_keys import SqlSigningKeyRepository
 from identity.users import SqlUserRepository
 
 ENCRYPTION_KEY_FILE = "encryption.key"
@@ -55,6 +56,7 @@ class Services:
     activities: SqlActivityRepository
     changes: ChangePublisher
     sessions: RedisSessionStore
+    signing_keys: SqlSigningKeyRepository
 
     @classmethod
     def open(cls, settings: Settings, redis_url: str) -> Services:
@@ -76,8 +78,13 @@ class Services:
             activities=SqlActivityRepository(engine),
             changes=changes,
             sessions=RedisSessionStore(
-                redis, changes, namespace=settings.redis_namespace, expire_time=settings.session_expire_time
+                redis,
+                changes,
+                namespace=settings.redis_namespace,
+                expire_time=settings.session_expire_time,
+                token_expire_time=settings.refresh_token_expire_time,
             ),
+            signing_keys=SqlSigningKeyRepository(engine, box),
         )
 
     async def close(self) -> None:

@@ -128,8 +128,16 @@ class Settings:
     upload_content_types: tuple[str, ...] = ("image/jpeg", "image/png", "application/pdf")
     upload_max_files: int = 10  # documents (files) one user may hold (Barong's DOC_NUM_LIMIT)
 
+    # --- Financelime-compatible token API (/v1/...: invite sign-up, access and refresh tokens) ---------
+    access_token_expire_time: int = 900  # seconds an access token (RS256 JWT) is valid
+    refresh_token_expire_time: int = 2_592_000  # idle lifetime of a token session: each refresh renews it
+    invite_code_required: bool = True  # POST /v1/user needs a valid invite code
+    api_url: str = "http://localhost:8080"  # base of the links mailed by /v1/user (/u/{key}, /p/{key})
+    build: str = ""  # GET /v1/version "build"; empty: the git commit of the checkout, if there is one
+
     host: str = "0.0.0.0"
     port: int = 8080
+    grpc_port: int = 0  # Envoy's gRPC ext_authz (Authorization/Check) beside the HTTP port; 0: not served
     workers: int = 1
     log_level: str = "info"
 
@@ -174,6 +182,16 @@ def _port(raw: str) -> int:
     value = _positive_int(raw)
     if value > 65535:
         raise ValueError("must be a port number (1-65535)")
+    return value
+
+
+def _port_or_off(raw: str) -> int:
+    try:
+        value = int(raw.strip())
+    except ValueError:
+        raise ValueError("must be 0 (off) or a port number (1-65535)") from None
+    if not 0 <= value <= 65535:
+        raise ValueError("must be 0 (off) or a port number (1-65535)")
     return value
 
 
@@ -449,8 +467,14 @@ _VARIABLES: tuple[tuple[str, str, Callable[[str], Any], bool], ...] = (
     ("AUTHZ_UPLOAD_MAX_SIZE", "upload_max_size", _positive_int, False),
     ("AUTHZ_UPLOAD_CONTENT_TYPES", "upload_content_types", _content_types, False),
     ("AUTHZ_UPLOAD_MAX_FILES", "upload_max_files", _positive_int, False),
+    ("AUTHZ_ACCESS_TOKEN_EXPIRE_TIME", "access_token_expire_time", _positive_int, False),
+    ("AUTHZ_REFRESH_TOKEN_EXPIRE_TIME", "refresh_token_expire_time", _positive_int, False),
+    ("AUTHZ_INVITE_CODE_REQUIRED", "invite_code_required", _bool, False),
+    ("AUTHZ_API_URL", "api_url", _http_url, False),
+    ("AUTHZ_BUILD", "build", _text, False),
     ("AUTHZ_HOST", "host", _text, False),
     ("AUTHZ_PORT", "port", _port, False),
+    ("AUTHZ_GRPC_PORT", "grpc_port", _port_or_off, False),
     ("AUTHZ_WORKERS", "workers", _positive_int, False),
     ("AUTHZ_LOG_LEVEL", "log_level", _choice("debug", "info", "warning", "error"), False),
 )
@@ -503,6 +527,29 @@ def _missing_companions(values: Mapping[str, Any]) -> list[str]:
     ]
 
 
+def _inconsistent(values: Mapping[str, Any]) -> list[str]:
+    """Problems of settings whose values contradict each other."""
+    defaults = {f.name: f.default for f in fields(Settings)}
+    access = values.get("access_token_expire_time", defaults["access_token_expire_time"])
+    refresh = values.get("refresh_token_expire_time", defaults["refresh_token_expire_time"])
+    if isinstance(access, int) and isinstance(refresh, int) and access >= refresh:
+        problem = (
+            f"AUTHZ_ACCESS_TOKEN_EXPIRE_TIME ({access}) must be shorter than "
+            f"AUTHZ_REFRESH_TOKEN_EXPIRE_TIME ({refresh})"
+        )
+        return [problem]
+    return []
+
+
+def _port_clash(values: Mapping[str, Any]) -> list[str]:
+    """The gRPC ext_authz server cannot share the HTTP port."""
+    grpc_port = values.get("grpc_port", 0)
+    http_port = values.get("port", next(f.default for f in fields(Settings) if f.name == "port"))
+    if grpc_port and grpc_port == http_port:
+        return [f"AUTHZ_GRPC_PORT ({grpc_port}) must differ from AUTHZ_PORT"]
+    return []
+
+
 def _needed_by(variable: str) -> str:
     if "AUTH0" in variable:
         return "AUTHZ_AUTH0_DOMAIN"
@@ -534,6 +581,8 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: Any) -> Set
             problems.append(f"unknown setting {key!r}")
     values.update({k: v for k, v in overrides.items() if k in known})
     problems.extend(_missing_companions(values))
+    problems.extend(_inconsistent(values))
+    problems.extend(_port_clash(values))
     if problems:
         raise SettingsError(problems)
     settings = Settings(**values)

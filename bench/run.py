@@ -293,6 +293,10 @@ def login(base: str, email: str) -> str:
     return jar[COOKIE_NAME].value
 
 
+def ua_ip() -> dict[str, str]:
+    return {"User-Agent": USER_AGENT, "X-Forwarded-For": CLIENT_IP}
+
+
 def api_key_headers(key: ApiKey, nonce: str) -> dict[str, str]:
     return {"X-Auth-Apikey": key.kid, "X-Auth-Nonce": nonce, "X-Auth-Signature": sign(key, nonce)}
 
@@ -415,6 +419,8 @@ class Bench:
         self.probe_key: ApiKey | None = None
         self.cookie = ""
         self.resource_headers: dict[str, str] = {}  # (g): the JWT is renewed by its probe before each run
+        self.token_email = ""  # (h): logs in through the token API
+        self.token_headers: dict[str, str] = {}  # (h): a fresh access token from its probe before each run
 
     # setup
 
@@ -424,6 +430,7 @@ class Bench:
         member = ["users", "create", "--password", PASSWORD, "--role", "member", "--state", "active"]
         cli(self.env, *member, "--email", cookie_email)
         self.cookie = login(self.base, cookie_email)
+        self.token_email = cookie_email
         otp_secret = base64.b32encode(os.urandom(20)).decode().rstrip("=")
         holder = cli(self.env, *member, "--email", f"bench-keys-{tag}@example.com", "--otp-secret", otp_secret)
         keys = []
@@ -478,6 +485,14 @@ class Bench:
                 probe=self._probe_deny,
             ),
             Scenario(
+                "h",
+                "allowed access token",
+                self.base + BALANCES_PATH,
+                self.token_headers,
+                expect_decision=("allow", "allowed"),
+                probe=self._probe_token,
+            ),
+            Scenario(
                 "g",
                 "resource API users/me",
                 self.base + ME_PATH,
@@ -526,6 +541,17 @@ class Bench:
         if replay.status != 401 or b"authz.nonce_replayed" not in replay.body:
             return f"API key: a replayed nonce was not refused ({replay.status} {replay.body[:80]!r})"
         return None
+
+    def _probe_token(self) -> str | None:
+        """Log in through the token API (a new access token each run: they live 15 minutes)."""
+        login_headers = {"Content-Type": "application/json", "request-id": secrets.token_hex(32), **ua_ip()}
+        body = json.dumps({"email": self.token_email, "password": PASSWORD, "clientID": "bench"}).encode()
+        reply = fetch("POST", self.base + "/v1/oauth", login_headers, body)
+        if reply.status != 200:
+            return f"token login: {reply.status} {reply.body[:120]!r}"
+        self.token_headers.clear()
+        self.token_headers.update({**ua_ip(), "Authorization": f"Bearer {json.loads(reply.body)['accessToken']}"})
+        return self._bearer("access token", fetch("GET", self.base + BALANCES_PATH, self.token_headers))
 
     def _probe_deny(self) -> str | None:
         reply = fetch("GET", self.base + BALANCES_PATH, {"User-Agent": USER_AGENT})

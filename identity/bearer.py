@@ -34,7 +34,7 @@ class BearerVerifier:
     ) -> None:
         if not public_keys:
             raise ValueError("at least one public key is needed")
-        self._keys = dict(public_keys)
+        self._keys = public_keys  # not copied: a live mapping (the keyring's) follows key rotations
         self._issuer = issuer
         self._audience = list(audience)
         self._leeway = leeway

@@ -1,7 +1,8 @@
 """Change notifications on Redis pub/sub: every write that the decision endpoint caches is announced here.
 
 Messages on the channel ``<namespace>:changes`` are ``permissions``, ``restrictions``, ``user:<uid>``,
-``session:<session hash>`` and ``apikey:<kid>``; every running instance applies them within a second.
+``session:<session hash>``, ``apikey:<kid>`` and ``signing_keys``; every running instance applies them
+within a second.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from identity.redis_errors import redis_guard
 
 PERMISSIONS = "permissions"
 RESTRICTIONS = "restrictions"
+SIGNING_KEYS = "signing_keys"
 
 
 def channel(namespace: str) -> str:
@@ -58,3 +60,6 @@ class ChangePublisher:
 
     async def api_key_changed(self, kid: str) -> None:
         await self.publish(f"apikey:{kid}")
+
+    async def signing_keys_changed(self) -> None:
+        await self.publish(SIGNING_KEYS)

@@ -221,6 +221,33 @@ data_storages = Table(
 )
 
 
+invite_codes = Table(
+    "invite_codes",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("code", String(16), nullable=False, unique=True),
+    Column("max_uses", Integer, nullable=False),
+    Column("issued", Integer, nullable=False, default=0),  # confirmed sign-ups that used the code
+    Column("expires_at", DateTime(timezone=True), nullable=True),
+    Column("created_by", String(64), nullable=True),
+    *_timestamps(),
+)
+
+signups = Table(
+    "signups",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("email", String(255), nullable=False, unique=True),
+    Column("key_hash", String(64), nullable=False, unique=True),  # sha256 of the mailed confirmation key
+    Column("language", String(8), nullable=False),
+    Column("invite_code_id", Id, ForeignKey("invite_codes.id", ondelete="SET NULL"), nullable=True),
+    Column("user_ip", String(64), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    *_timestamps(),
+    Index("ix_signups_invite_code_id", "invite_code_id"),
+)
+
+
 def create_engine(url: str, *, timeout: float = 3.0) -> AsyncEngine:
     """An async engine for a ``sqlite+aiosqlite`` or ``postgresql+asyncpg`` URL."""
     if url.startswith("sqlite"):
@@ -243,3 +270,13 @@ def create_engine(url: str, *, timeout: float = 3.0) -> AsyncEngine:
         pool_timeout=timeout,
         connect_args={"timeout": timeout, "command_timeout": timeout * 2},
     )
+
+signing_keys = Table(
+    "signing_keys",
+    metadata,
+    Column("kid", String(64), primary_key=True),  # RFC 7638 thumbprint of the public key
+    Column("private_key_encrypted", Text, nullable=False),  # PKCS#8 PEM, SecretBox under "signing_key:<kid>"
+    Column("state", String(16), nullable=False),  # active | retiring
+    Column("retire_at", DateTime(timezone=True), nullable=True),  # retiring: unpublished from then on
+    *_timestamps(),
+)

@@ -126,6 +126,36 @@ class BearerRejected(IdentityError):
     key = "jwt.decode_and_verify"
 
 
+class AccessTokenRejected(IdentityError):
+    """A missing, malformed, expired or foreign access token, or one whose session has ended."""
+
+    key = "identity.access_token.invalid"
+
+
+class RefreshTokenRejected(IdentityError):
+    """A refresh token never issued, expired, already used, or whose session has ended."""
+
+    key = "identity.refresh_token.invalid"
+
+
+class BadRefreshToken(IdentityError):
+    """A refresh token that is not even of the form this service issues."""
+
+    key = "identity.refresh_token.malformed"
+
+
+class InviteNotFound(IdentityError):
+    """An invite code that does not exist or has expired."""
+
+    key = "identity.invite_code.not_found"
+
+
+class InviteExhausted(IdentityError):
+    """An invite code whose uses are all taken (confirmed sign-ups and pending ones)."""
+
+    key = "identity.invite_code.used_up"
+
+
 class AbilityDenied(IdentityError):
     """The caller's role lacks the admin ability an endpoint needs (barong-behavior.md §8.1)."""
 

@@ -76,6 +76,18 @@ class LoginService:
         client: ClientInfo,
         previous_session_id: str | None = None,
     ) -> LoginResult:
+        """Log in with a browser session (the identity API)."""
+        user = await self.check(email, password, otp_code, client)
+        result = await self.open(user, client, previous_session_id)
+        await self.logged_in(user, client)
+        return result
+
+    async def check(self, email: str, password: str, otp_code: str | None, client: ClientInfo) -> User:
+        """The user whose credentials these are, throttled and recorded like a login; opens nothing.
+
+        Raises :class:`InvalidCredentials`, :class:`AccountNotUsable`, :class:`OtpRequired`,
+        :class:`InvalidOtp`, ``ValidationFailed("totp.error")`` or :class:`TooManyAttempts`.
+        """
         await self._throttle.check(client.ip, email)
         creds = await self._users.credentials(email)
         if not await verify_password_off_loop(creds.password_digest if creds else None, password):
@@ -110,10 +122,12 @@ class LoginService:
         await self._throttle.succeeded(email)
         if needs_rehash(creds.password_digest):
             await self._users.update(user.uid, password_digest=await hash_password_off_loop(password))
-        result = await self.open(user, client, previous_session_id)
+        return user
+
+    async def logged_in(self, user: User, client: ClientInfo) -> None:
+        """Record a successful login (after :meth:`check` and a session opened) and mail the notice."""
         await self._activity.record(user, client, "session", "login::2fa" if user.otp else "login")
         await self._notify(user, client)
-        return result
 
     async def open(
         self, user: User, client: ClientInfo, previous_session_id: str | None = None

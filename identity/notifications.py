@@ -5,6 +5,7 @@ The mailer only queues: sending never blocks or fails the request that triggered
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -35,13 +36,20 @@ def user_language(user: User) -> str | None:
 
 
 class Notifier:
-    """Builds the four account e-mails and hands them to the mail queue."""
+    """Builds the account e-mails and hands them to the mail queue."""
 
     def __init__(
-        self, mail: MailQueue, *, frontend_url: str, email_token_hours: int, reset_token_hours: int
+        self,
+        mail: MailQueue,
+        *,
+        frontend_url: str,
+        email_token_hours: int,
+        reset_token_hours: int,
+        api_url: str = "",
     ) -> None:
         self._mail = mail
         self._frontend = frontend_url.rstrip("/")
+        self._api = (api_url or frontend_url).rstrip("/")
         self._email_hours = email_token_hours
         self._reset_hours = reset_token_hours
 
@@ -64,3 +72,27 @@ class Notifier:
         await self._send(
             "new_login", user, ip=client.ip, user_agent=client.user_agent, country=client.country, time=moment
         )
+
+    # --- the token API (Financelime): links to this service's pages, and generated passwords ----------------
+
+    def _page_link(self, page: str, key: str) -> str:
+        # ``rid`` is the request id the page asks for (the link is opened by a browser, which sends no header).
+        return f"{self._api}/{page}/{key}?{urlencode({'rid': secrets.token_hex(8)})}"
+
+    async def signup_link(self, email: str, language: str, key: str, ttl: int) -> None:
+        link = self._page_link("u", key)
+        await self._mail.send("signup_confirmation", email, language, {"link": link, "expires_hours": _hours(ttl)})
+
+    async def account_password(self, user: User, password: str) -> None:
+        await self._send("account_password", user, password=password)
+
+    async def reset_link(self, user: User, key: str, client: ClientInfo, ttl: int) -> None:
+        link = self._page_link("p", key)
+        await self._send("reset_link", user, link=link, ip=client.ip, expires_minutes=max(1, ttl // 60))
+
+    async def new_password(self, user: User, password: str) -> None:
+        await self._send("new_password", user, password=password)
+
+
+def _hours(seconds: int) -> int:
+    return max(1, seconds // 3600)

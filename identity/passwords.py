@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import secrets
 
 import bcrypt
 from argon2 import PasswordHasher
@@ -54,3 +55,26 @@ async def hash_password_off_loop(password: str) -> str:
 
 async def verify_password_off_loop(stored: str | None, password: str) -> bool:
     return await asyncio.to_thread(verify_password, stored, password)
+
+
+_LOWER = "abcdefghijkmnopqrstuvwxyz"  # no l: mailed passwords are read and typed by people
+_UPPER = "ABCDEFGHJKLMNPQRSTUVWXYZ"  # no I, O
+_DIGITS = "23456789"  # no 0, 1
+
+
+def generate_password(length: int = 16) -> str:
+    """A random password for accounts that never chose one (the token API mails it), from ``secrets``.
+
+    It always holds a lower-case letter, an upper-case letter and a digit, so it meets the password rule of
+    the identity API too (an account may later change it there); 16 characters of a 57-symbol alphabet
+    carry about 93 bits.
+    """
+    if length < 8:
+        raise ValueError("a generated password needs at least 8 characters")
+    alphabet = _LOWER + _UPPER + _DIGITS
+    while True:
+        password = "".join(secrets.choice(alphabet) for _ in range(length))
+        if any(c in _LOWER for c in password) and any(c in _UPPER for c in password) and any(
+            c in _DIGITS for c in password
+        ):
+            return password

@@ -24,9 +24,19 @@ def session_hash(session_id: str) -> str:
     return hashlib.sha256(session_id.encode()).hexdigest()
 
 
+#: A browser session: the cookie carries its id (Barong's identity API).
+COOKIE = "cookie"
+#: A token session: access and refresh tokens refer to it (the Financelime-compatible API).
+TOKEN = "token"
+
+
 @dataclass(frozen=True, slots=True)
 class SessionRecord:
-    """One live session as stored (``expire_time`` is the sliding idle deadline, epoch seconds)."""
+    """One live session as stored (``expire_time`` is the sliding idle deadline, epoch seconds).
+
+    ``hash`` is also the session's public id (``sessionID`` of the token API): it is a digest, so showing
+    it reveals nothing that opens the session.
+    """
 
     hash: str
     uid: str
@@ -35,6 +45,10 @@ class SessionRecord:
     csrf_token: str
     expire_time: int
     created_at: int
+    kind: str = COOKIE
+    updated_at: int = 0  # last refresh of a token session (cookie sessions: derived from expire_time)
+    platform: str = ""  # the client's device platform (token sessions)
+    client_id: str = ""  # the client application (token sessions)
 
     def as_mapping(self) -> dict[str, str | int]:
         return {
@@ -44,7 +58,19 @@ class SessionRecord:
             "csrf_token": self.csrf_token,
             "expire_time": self.expire_time,
             "created_at": self.created_at,
+            "kind": self.kind,
+            "updated_at": self.updated_at or self.created_at,
+            "platform": self.platform,
+            "client_id": self.client_id,
         }
+
+
+@dataclass(frozen=True, slots=True)
+class Rotation:
+    """What became of a refresh token handed in for rotation."""
+
+    outcome: str  # "rotated" | "unknown" (never issued, expired, or its session ended) | "reused"
+    session: SessionRecord | None = None
 
 
 class RedisSessionStore:
@@ -57,14 +83,19 @@ class RedisSessionStore:
         *,
         namespace: str,
         expire_time: int,
+        token_expire_time: int = 0,
         ttl_slack: int = 120,
     ) -> None:
         self._redis = redis
         self._changes = changes
         self._ns = namespace
         self.expire_time = expire_time
+        self.token_expire_time = token_expire_time or expire_time
         # Storage TTL: the idle lifetime plus slack for coalesced slides; Redis drops dead sessions itself.
         self._ttl = expire_time + ttl_slack
+        self._token_ttl = self.token_expire_time + ttl_slack
+        # The per-user index outlives the longest session it may list.
+        self._index_ttl = max(self._ttl, self._token_ttl)
 
     def _key(self, digest: str) -> str:
         return f"{self._ns}:session:{digest}"
@@ -72,9 +103,29 @@ class RedisSessionStore:
     def _index(self, uid: str) -> str:
         return f"{self._ns}:user_sessions:{uid}"
 
-    async def create(self, uid: str, user_ip: str, user_agent: str, *, now: float | None = None) -> tuple[str, SessionRecord]:
-        """Open a session; returns the raw id (for the cookie, never stored) and the record."""
+    def _refresh_key(self, token: str) -> str:
+        return f"{self._ns}:refresh:{hashlib.sha256(token.encode()).hexdigest()}"
+
+    async def create(
+        self,
+        uid: str,
+        user_ip: str,
+        user_agent: str,
+        *,
+        now: float | None = None,
+        kind: str = COOKIE,
+        platform: str = "",
+        client_id: str = "",
+        refresh_token: str | None = None,
+    ) -> tuple[str, SessionRecord]:
+        """Open a session; returns the raw id (for the cookie, never stored) and the record.
+
+        A token session (``kind=TOKEN``) lives ``token_expire_time`` seconds after its last refresh, and its
+        first ``refresh_token`` is stored (as a digest) in the same transaction.
+        """
         now_s = int(time.time() if now is None else now)
+        token = kind == TOKEN
+        lifetime, ttl = (self.token_expire_time, self._token_ttl) if token else (self.expire_time, self._ttl)
         session_id = secrets.token_hex(16)
         record = SessionRecord(
             hash=session_hash(session_id),
@@ -82,17 +133,61 @@ class RedisSessionStore:
             user_ip=user_ip,
             user_agent=user_agent or "",
             csrf_token=secrets.token_hex(10),
-            expire_time=now_s + self.expire_time,
+            expire_time=now_s + lifetime,
             created_at=now_s,
+            kind=kind,
+            updated_at=now_s,
+            platform=platform,
+            client_id=client_id,
         )
         async with redis_guard():
             async with self._redis.pipeline(transaction=True) as pipe:
                 pipe.hset(self._key(record.hash), mapping=record.as_mapping())
-                pipe.expire(self._key(record.hash), self._ttl)
+                pipe.expire(self._key(record.hash), ttl)
                 pipe.sadd(self._index(uid), record.hash)
-                pipe.expire(self._index(uid), self._ttl)
+                pipe.expire(self._index(uid), self._index_ttl)
+                if refresh_token is not None:
+                    refresh = self._refresh_key(refresh_token)
+                    pipe.hset(refresh, mapping={"session": record.hash, "state": "current"})
+                    pipe.expire(refresh, ttl)
                 await pipe.execute()
         return session_id, record
+
+    async def rotate_refresh(
+        self, old_token: str, new_token: str, user_ip: str, *, now: float | None = None
+    ) -> Rotation:
+        """Exchange a token session's current refresh token for ``new_token``, atomically.
+
+        The session's idle deadline moves to now + ``token_expire_time``.  A refresh token is good once: one
+        handed in again (a copy stolen and used, or the legitimate client after the thief) ends the session,
+        since nobody can tell which of the two holders is the rightful one.
+        """
+        now_s = int(time.time() if now is None else now)
+        async with redis_guard():
+            result = await self._redis.eval(
+                _ROTATE_SCRIPT,
+                2,
+                self._refresh_key(old_token),
+                self._refresh_key(new_token),
+                self._key(""),
+                now_s,
+                now_s + self.token_expire_time,
+                self._token_ttl,
+                user_ip,
+            )
+        outcome, digest = result[0], result[1] if len(result) > 1 else ""
+        if outcome == "reused":
+            record = await self.get(digest)
+            await self.destroy(digest, record.uid if record else None)
+            return Rotation("reused", record)
+        if outcome != "rotated":
+            return Rotation("unknown")
+        record = await self.get(digest)
+        if record is None:  # revoked between the rotation and this read
+            return Rotation("unknown")
+        async with redis_guard():
+            await self._redis.expire(self._index(record.uid), self._index_ttl)
+        return Rotation("rotated", record)
 
     async def get(self, digest: str) -> SessionRecord | None:
         async with redis_guard():
@@ -106,7 +201,7 @@ class RedisSessionStore:
             async with self._redis.pipeline(transaction=False) as pipe:
                 # Only slide a record that still exists: a concurrent logout must not be resurrected.
                 pipe.eval(_SLIDE_SCRIPT, 1, key, expire_time, self._ttl)
-                pipe.expire(self._index(record.uid), self._ttl)
+                pipe.expire(self._index(record.uid), self._index_ttl)
                 slid, _ = await pipe.execute()
         return bool(slid)
 
@@ -183,6 +278,10 @@ def _record(digest: str, raw: dict[str, str]) -> SessionRecord | None:
             csrf_token=raw.get("csrf_token", ""),
             expire_time=int(raw.get("expire_time", 0)),
             created_at=int(raw.get("created_at", 0)),
+            kind=raw.get("kind", COOKIE),
+            updated_at=int(raw.get("updated_at", 0)),
+            platform=raw.get("platform", ""),
+            client_id=raw.get("client_id", ""),
         )
     except ValueError:
         return None
@@ -196,4 +295,25 @@ if redis.call('EXISTS', KEYS[1]) == 1 then
   return 1
 end
 return 0
+"""
+
+# Refresh-token rotation.  KEYS: the old token's entry, the new token's entry.  ARGV: the session key prefix,
+# now, the new idle deadline, the TTL, the client's address.  An entry is {session, state}; a "used" entry
+# stays until its TTL so that a second use is recognised as reuse.
+_ROTATE_SCRIPT = """
+local entry = redis.call('HMGET', KEYS[1], 'session', 'state')
+local digest, state = entry[1], entry[2]
+if not digest then return {'unknown'} end
+local session = ARGV[1] .. digest
+if state ~= 'current' then return {'reused', digest} end
+if redis.call('HGET', session, 'kind') ~= 'token' then return {'unknown'} end
+if tonumber(redis.call('HGET', session, 'expire_time') or '0') <= tonumber(ARGV[2]) then
+  return {'unknown'}
+end
+redis.call('HSET', KEYS[1], 'state', 'used')
+redis.call('HSET', KEYS[2], 'session', digest, 'state', 'current')
+redis.call('EXPIRE', KEYS[2], ARGV[4])
+redis.call('HSET', session, 'expire_time', ARGV[3], 'updated_at', ARGV[2], 'user_ip', ARGV[5])
+redis.call('EXPIRE', session, ARGV[4])
+return {'rotated', digest}
 """

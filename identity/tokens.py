@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Protocol
 
 import jwt
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -39,16 +39,30 @@ _ERROR_WORDS: tuple[tuple[type[Exception], str], ...] = (
 )
 
 
+class Signer(Protocol):
+    """The service's current signing key; read at every signing, so that key rotations are followed."""
+
+    @property
+    def kid(self) -> str: ...
+
+    @property
+    def private_key(self) -> rsa.RSAPrivateKey: ...
+
+
 class AccountTokens:
-    """Issues and checks confirmation and reset tokens."""
+    """Issues and checks confirmation and reset tokens.
+
+    ``signer`` and ``public_keys`` are read at each use (the keyring's live views): a token signed before a
+    key rotation keeps verifying while its key is published.
+    """
 
     def __init__(
         self,
         redis: Redis,
         *,
         namespace: str,
-        private_key: rsa.RSAPrivateKey,
-        kid: str,
+        signer: Signer,
+        public_keys: Mapping[str, rsa.RSAPublicKey],
         issuer: str,
         audience: Sequence[str],
         email_ttl: int,
@@ -57,9 +71,8 @@ class AccountTokens:
     ) -> None:
         self._redis = redis
         self._ns = namespace
-        self._private_key = private_key
-        self._public_key = private_key.public_key()
-        self._kid = kid
+        self._signer = signer
+        self._public_keys = public_keys
         self._issuer = issuer
         self._audience = list(audience)
         self._ttl = {CONFIRMATION: email_ttl, RESET: reset_ttl}
@@ -78,7 +91,8 @@ class AccountTokens:
             "jti": secrets.token_hex(10),
             **extra,
         }
-        return jwt.encode(claims, self._private_key, algorithm="RS256", headers={"kid": self._kid})
+        signer = self._signer
+        return jwt.encode(claims, signer.private_key, algorithm="RS256", headers={"kid": signer.kid})
 
     def confirmation_token(self, user: User) -> str:
         return self._sign(CONFIRMATION, user)
@@ -93,9 +107,13 @@ class AccountTokens:
     def decode(self, token: str, subject: str) -> dict[str, Any]:
         """The verified claims of a ``subject`` token, or ``ValidationFailed('jwt.decode_and_verify.<word>')``."""
         try:
+            # A kid we do not publish is checked against the current key: it fails as a bad signature.
+            kid = jwt.get_unverified_header(token).get("kid")
+            key = self._public_keys.get(kid) if isinstance(kid, str) else None
+            key = key or self._signer.private_key.public_key()
             claims: dict[str, Any] = jwt.decode(
                 token,
-                self._public_key,
+                key,
                 algorithms=["RS256"],
                 audience=self._audience,
                 issuer=self._issuer,

@@ -153,6 +153,31 @@ class SqlUserRepository:
             return user
         raise Conflict("uid.taken")
 
+    async def create_in(
+        self, conn: AsyncConnection, *, email: str, password_digest: str, data: str | None = None
+    ) -> tuple[int, str]:
+        """Insert a pending member on ``conn`` (inside the caller's transaction); returns its id and uid.
+
+        A taken e-mail fails the caller's transaction (:class:`Conflict` from ``identity.storage``).
+        """
+        uid = new_uid(self._uid_prefix)
+        now = utcnow()
+        result = await conn.execute(
+            users.insert().values(
+                uid=uid,
+                email=email,
+                password_digest=password_digest,
+                role="member",
+                level=0,
+                state="pending",
+                otp=False,
+                data=data,
+                created_at=now,
+                updated_at=now,
+            )
+        )
+        return int(result.inserted_primary_key[0]), uid
+
     async def _uid_taken(self, uid: str) -> bool:
         async with reading(self._engine) as conn:
             return await conn.scalar(select(users.c.id).where(users.c.uid == uid)) is not None

@@ -37,6 +37,8 @@ from tests.authz.helpers import signing_key_pem
 POSTGRES_URL = os.environ.get("AUTHZ_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("AUTHZ_TEST_REDIS_URL", "redis://127.0.0.1:6379/9")
 TABLES = (
+    "signups",
+    "invite_codes",
     "activities",
     "api_keys",
     "restrictions",
@@ -48,6 +50,7 @@ TABLES = (
     "profiles",
     "service_accounts",
     "users",
+    "signing_keys",
 )
 BACKENDS = ("sqlite", "postgresql")
 

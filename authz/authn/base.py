@@ -7,6 +7,7 @@ from typing import Generic, Protocol, TypeVar
 from authz.decision import DecisionRequest, Principal
 from authz.snapshots import MISSING, SnapshotCache
 from identity.models import ServiceAccount, User
+from identity.sessions import RedisSessionStore, SessionRecord
 
 S = TypeVar("S", User, ServiceAccount)
 
@@ -118,3 +119,22 @@ class SubjectDirectory(Generic[S]):
             self._uid_by_id[subject_id] = subject.uid  # type: ignore[attr-defined]
             self._cache.put(subject.uid, subject, generation)  # type: ignore[attr-defined]
         return subject
+
+
+async def cached_session(
+    sessions: RedisSessionStore,
+    cache: SnapshotCache[str, SessionRecord | None],
+    digest: str,
+    *,
+    fresh: bool = False,
+) -> SessionRecord | None:
+    """Session ``digest`` from the in-process snapshot cache, or from Redis (always, when ``fresh``); the
+    cookie and access-token authenticators share the cache, which ``session:<hash>`` messages invalidate."""
+    if not fresh:
+        cached = cache.get(digest)
+        if cached is not MISSING:
+            return cached  # type: ignore[return-value]
+    generation = cache.generation
+    record = await sessions.get(digest)
+    cache.put(digest, record, generation)
+    return record

@@ -9,11 +9,11 @@ from collections.abc import Callable
 from dataclasses import replace
 from functools import lru_cache
 
-from authz.authn.base import SubjectDirectory, _NotMine, user_principal
+from authz.authn.base import SubjectDirectory, _NotMine, cached_session, user_principal
 from authz.decision import DecisionRequest, Denied, Principal
-from authz.snapshots import MISSING, SnapshotCache
+from authz.snapshots import SnapshotCache
 from identity.models import User
-from identity.sessions import RedisSessionStore, SessionRecord, session_hash
+from identity.sessions import COOKIE, RedisSessionStore, SessionRecord, session_hash
 
 CSRF_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE", "TRACE"})
 
@@ -78,14 +78,7 @@ class CookieSessionAuthenticator:
         self._clock = clock
 
     async def _record(self, digest: str, *, fresh: bool = False) -> SessionRecord | None:
-        if not fresh:
-            cached = self._cache.get(digest)
-            if cached is not MISSING:
-                return cached  # type: ignore[return-value]
-        generation = self._cache.generation
-        record = await self._sessions.get(digest)
-        self._cache.put(digest, record, generation)
-        return record
+        return await cached_session(self._sessions, self._cache, digest, fresh=fresh)
 
     def _valid(self, record: SessionRecord, request: DecisionRequest, now: float) -> bool:
         return (
@@ -107,7 +100,7 @@ class CookieSessionAuthenticator:
             if not hmac.compare_digest(token.encode(), expected.encode()):
                 raise Denied(401, "authz.csrf_token_mismatch")
 
-        if record is None or digest is None:
+        if record is None or digest is None or record.kind != COOKIE:
             raise Denied(401, "authz.invalid_session")
 
         now = self._clock()

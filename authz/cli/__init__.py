@@ -14,8 +14,7 @@ import sys
 from dataclasses import replace
 from typing import Any
 
-import orjson
-
+from authz.cli import invites
 from authz.cli.accounts import (
     cmd_api_keys_create,
     cmd_service_accounts_create,
@@ -26,6 +25,7 @@ from authz.cli.accounts import (
     cmd_users_set_state,
 )
 from authz.cli.common import CommandError
+from authz.cli.keys import add_commands as add_key_commands
 from authz.cli.policies import (
     cmd_permissions_add,
     cmd_permissions_export,
@@ -39,7 +39,6 @@ from authz.cli.policies import (
     cmd_restrictions_update,
     cmd_restrictions_whitelink,
 )
-from authz.keys import jwks, load_or_create
 from authz.settings import Settings, SettingsError, load_settings
 from identity.errors import IdentityError
 from identity.models import API_KEY_ALGORITHMS
@@ -64,11 +63,6 @@ def cmd_db_upgrade(settings: Settings, _args: argparse.Namespace) -> int:
 
     migrate(settings)
     print("database is up to date")
-    return 0
-
-
-def cmd_jwks(settings: Settings, _args: argparse.Namespace) -> int:
-    print(orjson.dumps(jwks(load_or_create(settings.jwt_private_key, settings.data_dir)), option=orjson.OPT_INDENT_2).decode())
     return 0
 
 
@@ -165,7 +159,9 @@ def parser() -> argparse.ArgumentParser:
     link.add_argument("--range", default="day", help="day or hour (default day)")
     link.set_defaults(func=cmd_restrictions_whitelink)
 
-    sub.add_parser("jwks", help="print the public JWKS").set_defaults(func=cmd_jwks)
+    invites.add_commands(sub)
+
+    add_key_commands(sub)  # keys rotate, keys list, jwks
     return root
 
 

@@ -10,7 +10,7 @@ from aiohttp import web
 from sqlalchemy import text
 
 from authz.http.state import STATE
-from authz.keys import jwks
+from authz.keys import jwks_of
 from authz.metrics import render
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -52,7 +52,7 @@ async def metrics(_request: web.Request) -> web.Response:
 
 async def jwks_document(request: web.Request) -> web.Response:
     return web.Response(
-        body=orjson.dumps(jwks(request.app[STATE].signing_key)),
+        body=orjson.dumps(jwks_of(request.app[STATE].keyring)),
         content_type="application/json",
         headers={"Cache-Control": "public, max-age=300"},
     )

@@ -10,7 +10,7 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from authz.invalidation import ChangeListener
-from authz.keys import SigningKey
+from authz.keys import Keyring
 from authz.pipeline import DecisionPipeline
 from authz.policy import PolicyState
 from authz.settings import Settings
@@ -21,7 +21,7 @@ class AppState:
     settings: Settings
     engine: AsyncEngine
     redis: Redis
-    signing_key: SigningKey
+    keyring: Keyring
     policy: PolicyState
     listener: ChangeListener
     pipeline: DecisionPipeline

@@ -16,7 +16,19 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 TEMPLATE_DIR = Path(__file__).parent / "templates"
 
 # The e-mails the service sends; a name outside this set is a programming error.
-TEMPLATE_NAMES = frozenset({"email_confirmation", "password_reset", "password_changed", "new_login"})
+TEMPLATE_NAMES = frozenset(
+    {
+        "email_confirmation",
+        "password_reset",
+        "password_changed",
+        "new_login",
+        # the token API (Financelime): sign-up link, generated password, reset link, new password
+        "signup_confirmation",
+        "account_password",
+        "reset_link",
+        "new_password",
+    }
+)
 
 
 class MailTemplates:

@@ -80,6 +80,8 @@ def test_nothing_but_the_given_mapping_is_read(monkeypatch: pytest.MonkeyPatch) 
         ("AUTHZ_REDIS_TIMEOUT", "0.25", "redis_timeout", 0.25),
         ("AUTHZ_UID_PREFIX", "idx", "uid_prefix", "IDX"),
         ("AUTHZ_PORT", "65535", "port", 65535),
+        ("AUTHZ_GRPC_PORT", "9191", "grpc_port", 9191),
+        ("AUTHZ_GRPC_PORT", "0", "grpc_port", 0),
         ("AUTHZ_LOG_LEVEL", "DEBUG", "log_level", "debug"),
         ("DATABASE_URL", "postgresql://u@db/authz", "database_url", "postgresql://u@db/authz"),
         ("REDIS_URL", "unix:///run/redis.sock", "redis_url", "unix:///run/redis.sock"),
@@ -107,6 +109,7 @@ def test_every_variable_has_a_setting_and_an_empty_value_means_the_default() -> 
         ("AUTHZ_GATEWAY", "nginx", "must be one of cloudflare, akamai"),
         ("AUTHZ_APIKEY_NONCE_REPLAY", "sometimes", "must be one of reject, allow"),
         ("AUTHZ_PORT", "70000", "port number"),
+        ("AUTHZ_GRPC_PORT", "-1", "0 (off) or a port number"),
         ("AUTHZ_REDIS_TIMEOUT", "fast", "must be a number"),
         ("AUTHZ_JWT_AUDIENCE", " , ", "at least one"),
         ("AUTHZ_UID_PREFIX", "A", "2 to 6 letters"),
@@ -539,3 +542,38 @@ def test_http_url_settings_refuse_urls_without_a_host(url: str) -> None:
     with pytest.raises(SettingsError) as caught:
         load_settings(env={"AUTHZ_FRONTEND_URL": url})
     assert caught.value.problems[0].startswith("AUTHZ_FRONTEND_URL=")
+
+
+def test_grpc_port_must_differ_from_the_http_port() -> None:
+    assert load_settings(env={}).grpc_port == 0  # off unless asked for
+    with pytest.raises(SettingsError) as raised:
+        load_settings(env={"AUTHZ_GRPC_PORT": "8080"})
+    assert raised.value.problems == ["AUTHZ_GRPC_PORT (8080) must differ from AUTHZ_PORT"]
+    assert load_settings(env={"AUTHZ_GRPC_PORT": "8080", "AUTHZ_PORT": "8081"}).grpc_port == 8080
+
+
+def test_token_api_settings() -> None:
+    defaults = load_settings(env={})
+    assert (defaults.access_token_expire_time, defaults.refresh_token_expire_time) == (900, 2_592_000)
+    assert defaults.invite_code_required is True
+    changed = load_settings(
+        env={
+            "AUTHZ_ACCESS_TOKEN_EXPIRE_TIME": "300",
+            "AUTHZ_REFRESH_TOKEN_EXPIRE_TIME": "3600",
+            "AUTHZ_INVITE_CODE_REQUIRED": "false",
+            "AUTHZ_API_URL": "https://api.example.com/",
+            "AUTHZ_BUILD": "abc1234 [2026-12-03_12:00:00]",
+        }
+    )
+    assert (changed.access_token_expire_time, changed.refresh_token_expire_time) == (300, 3600)
+    assert changed.invite_code_required is False
+    assert changed.api_url == "https://api.example.com"
+    assert changed.build == "abc1234 [2026-12-03_12:00:00]"
+
+
+def test_an_access_token_must_not_outlive_its_refresh_token() -> None:
+    with pytest.raises(SettingsError) as raised:
+        load_settings(env={"AUTHZ_ACCESS_TOKEN_EXPIRE_TIME": "3600", "AUTHZ_REFRESH_TOKEN_EXPIRE_TIME": "600"})
+    assert raised.value.problems == [
+        "AUTHZ_ACCESS_TOKEN_EXPIRE_TIME (3600) must be shorter than AUTHZ_REFRESH_TOKEN_EXPIRE_TIME (600)"
+    ]

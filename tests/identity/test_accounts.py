@@ -146,7 +146,8 @@ async def test_confirm_code_rejects_expired_and_foreign_tokens(
     account = await make_user(state="pending")
     key = load_or_create(settings.jwt_private_key, settings.data_dir)
     tokens = AccountTokens(
-        services.redis, namespace=settings.redis_namespace, private_key=key.private_key, kid=key.kid,
+        services.redis, namespace=settings.redis_namespace, signer=key,
+        public_keys={key.kid: key.private_key.public_key()},
         issuer="barong", audience=["peatio", "barong"], email_ttl=60, reset_ttl=600, clock=clock,
     )  # fmt: skip
     expired = tokens.confirmation_token(account.user)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import base64
 from collections.abc import AsyncIterator
+from types import SimpleNamespace
 from typing import Any
 
 import jwt
@@ -55,8 +56,8 @@ def make_tokens(redis: Redis, settings: Any, key: SigningKey, clock: Any) -> Any
     def make(**overrides: Any) -> AccountTokens:
         arguments: dict[str, Any] = dict(
             namespace=settings.redis_namespace,
-            private_key=key.private_key,
-            kid=key.kid,
+            signer=key,
+            public_keys={key.kid: key.private_key.public_key()},
             issuer="barong",
             audience=AUDIENCE,
             email_ttl=EMAIL_TTL,
@@ -136,9 +137,11 @@ async def test_expired_reset_token_is_rejected(tokens: AccountTokens, clock: Any
     assert rejection(tokens, token, RESET) == "jwt.decode_and_verify.expired"
 
 
-def test_token_signed_by_another_key_is_rejected_as_failed(make_tokens: Any) -> None:
+@pytest.mark.parametrize("kid", ["ours", "unknown"])
+def test_token_signed_by_another_key_is_rejected_as_failed(make_tokens: Any, key: SigningKey, kid: str) -> None:
     stranger = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    forged = make_tokens(private_key=stranger).confirmation_token(USER)
+    signer = SimpleNamespace(kid=key.kid if kid == "ours" else "unknown", private_key=stranger)
+    forged = make_tokens(signer=signer).confirmation_token(USER)
     assert rejection(make_tokens(), forged, CONFIRMATION) == "jwt.decode_and_verify.failed"
 
 
