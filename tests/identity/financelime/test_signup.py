@@ -21,11 +21,15 @@ from tests.identity.financelime.helpers import (
     password_in,
 )
 
+# Behaviour decided before storage matters: one backend is enough (the journey runs on both).
+SQLITE_ONLY = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+
 
 def form(email: str, invite: str = "", language: str = "en") -> dict[str, str]:
     return {"email": email, "inviteCode": invite, "language": language}
 
 
+@SQLITE_ONLY
 @pytest.mark.parametrize("slash", [False, True], ids=["bare", "slash"])
 @pytest.mark.parametrize("paths", sorted(PATH_SETS))
 async def test_sign_up_answers_204_and_mails_the_link(
@@ -70,6 +74,7 @@ async def test_a_confirmation_link_works_once(api_client: Any, inbox: Any, invit
     assert "Link not valid" in await again.text()
 
 
+@SQLITE_ONLY
 @pytest.mark.parametrize("key", ["abcdefghijkmnopq", "short", "ABCDEFGHIJKLMNOP", "aaaaaaaaaaaaaaaaa"])
 async def test_unknown_or_malformed_keys_are_404(api_client: Any, key: str) -> None:
     response = await api_client.get(f"/u/{key}?rid=abcda12b12c12d12")
@@ -168,6 +173,7 @@ BAD_SIGN_UPS = [
 ]
 
 
+@SQLITE_ONLY
 @pytest.mark.parametrize("body", BAD_SIGN_UPS)
 async def test_bad_sign_ups_are_400(api_client: Any, body: Any) -> None:
     response = await api_client.post("/v1/user", json=body, headers=headers())
@@ -184,6 +190,7 @@ async def test_bodies_are_read_as_go_reads_them(api_client: Any, inbox: Any, inv
     await inbox.wait_for("go@example.com", "signup_confirmation")
 
 
+@SQLITE_ONLY
 @pytest.mark.parametrize(
     ("content_type", "body"),
     [
@@ -200,6 +207,7 @@ async def test_unreadable_bodies_are_400(api_client: Any, content_type: str, bod
     assert await error_of(response) == (400, "BAD_PARAMETERS")
 
 
+@SQLITE_ONLY
 @pytest.mark.parametrize("request_id", [None, "", "has space", "x" * 129])
 async def test_a_request_id_is_required(api_client: Any, invite: str, request_id: str | None) -> None:
     sent = {k: v for k, v in headers().items() if k != "request-id"}

@@ -16,6 +16,11 @@ from tests.identity.helpers import with_cookie, wrong_totp
 PROTECTED = "/api/v2/auth/api/v2/peatio/account/balances"
 
 
+# Behaviour decided before storage matters: one backend is enough (the journey runs on both).
+SQLITE_ONLY = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+
+
+@SQLITE_ONLY
 @pytest.mark.parametrize("slash", [False, True], ids=["bare", "slash"])
 @pytest.mark.parametrize("paths", sorted(PATH_SETS))
 async def test_every_operation_on_both_path_sets(
@@ -84,6 +89,7 @@ async def test_login_with_2fa_needs_the_code(api_client: Any, make_user: Any, cl
     assert await error_of(reused) == (403, "INVALID_OTP")
 
 
+@SQLITE_ONLY
 async def test_failed_logins_are_throttled(make_client: Any, make_user: Any) -> None:
     client = await make_client(login_max_attempts_account=2)
     api = Api(client, SEED_000)
@@ -120,6 +126,7 @@ BAD_LOGINS = [
 ]
 
 
+@SQLITE_ONLY
 @pytest.mark.parametrize("body", BAD_LOGINS)
 async def test_bad_logins_are_400(api_client: Any, body: Any) -> None:
     response = await api_client.post("/v1/oauth", json=body, headers=headers())
@@ -246,6 +253,7 @@ async def test_revocation_is_idempotent_and_limited_to_the_callers_sessions(
     ).status == 401
 
 
+@SQLITE_ONLY
 @pytest.mark.parametrize(
     "authorization",
     [None, "", "Bearer", "Basic dXNlcjpwYXNz", "Bearer not.a.jwt", "Bearer eyJhbGciOiJub25lIn0.e30."],
