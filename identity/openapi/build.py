@@ -18,7 +18,10 @@ The description (``<name>.yml``) is short to read and write:
 - ``form``: the body, accepted as JSON and as an urlencoded form (one schema); ``multipart``: an upload.
 - Responses: ``<code>: description`` or a mapping with ``description``, ``schema``, ``keys`` (the error
   keys), ``paginated`` (the Total/Page/Per-Page/Link headers), ``cookie`` (sets the session cookie),
-  ``headers``.  Every 4xx/5xx answer carries the error envelope ``{"errors": [...]}``.
+  ``headers``, ``html`` (a ``text/html`` page is answered too).  Every 4xx/5xx answer carries the error
+  envelope ``{"errors": [...]}``.
+- ``failure: Name``: the error body is that entity instead (the token API's ``{code, message}``); the
+  responses' ``keys`` are then its messages.  ``json``: a body taken as JSON only (always required).
 """
 
 from __future__ import annotations
@@ -163,14 +166,15 @@ def operation_id(method: str, relative: str, area: str) -> str:
     return method + "".join(w[:1].upper() + w[1:] for w in words)
 
 
-def _response(code: str, spec: Any, keys_default: str) -> dict[str, Any]:
+def _response(code: str, spec: Any, keys_default: str, failure: str | None = None) -> dict[str, Any]:
     if isinstance(spec, str):
         spec = {"description": spec}
     spec = dict(spec)
     description = spec.get("description") or keys_default
     keys = spec.get("keys") or []
     if keys:
-        description = f"{description.rstrip('.')}. Error keys: " + ", ".join(f"`{key}`" for key in keys) + "."
+        label = "Messages" if failure else "Error keys"
+        description = f"{description.rstrip('.')}. {label}: " + ", ".join(f"`{key}`" for key in keys) + "."
     response: dict[str, Any] = {"description": description}
     headers: dict[str, Any] = {}
     if spec.get("paginated"):
@@ -188,14 +192,16 @@ def _response(code: str, spec: Any, keys_default: str) -> dict[str, Any]:
     if headers:
         response["headers"] = headers
     status = int(code) if str(code).isdigit() else 0
+    content: dict[str, Any] = {"text/html": {"schema": {"type": "string"}}} if spec.get("html") else {}
     if status >= 400 or code == "default":
-        example = {"errors": keys[:1]} if keys else None
-        media: dict[str, Any] = {"schema": ERROR_REF}
-        if example:
-            media["example"] = example
-        response["content"] = {"application/json": media}
+        media: dict[str, Any] = {"schema": _ref(failure) if failure else ERROR_REF}
+        if keys:
+            media["example"] = {"code": status, "message": keys[0]} if failure else {"errors": keys[:1]}
+        content["application/json"] = media
     elif "schema" in spec:
-        response["content"] = {spec.get("media", "application/json"): {"schema": schema_of(spec["schema"])}}
+        content[spec.get("media", "application/json")] = {"schema": schema_of(spec["schema"])}
+    if content:
+        response["content"] = content
     return response
 
 
@@ -236,6 +242,14 @@ def _operation(method: str, relative: str, spec: dict[str, Any], api: dict[str, 
                 "application/x-www-form-urlencoded": {"schema": _ref(body_name)},
             },
         }
+    elif spec.get("json"):
+        has_body = True
+        body = _body_schema(spec["json"])
+        api["_bodies"][body_name] = body
+        operation["requestBody"] = {
+            "required": True,
+            "content": {"application/json": {"schema": _ref(body_name)}},
+        }
     elif spec.get("multipart"):
         has_body = True
         body = _body_schema(spec["multipart"])
@@ -258,7 +272,7 @@ def _operation(method: str, relative: str, spec: dict[str, Any], api: dict[str, 
     if not codes:
         raise DescriptionError(f"{method} {relative}: no responses")
     for code in sorted(codes, key=lambda c: (c == "default", c)):
-        responses[code] = _response(code, codes[code], spec["summary"])
+        responses[code] = _response(code, codes[code], spec["summary"], api.get("failure"))
         if isinstance(codes[code], dict) and codes[code].get("paginated"):
             api["_paginated"] = True
     operation["responses"] = responses
@@ -328,7 +342,7 @@ def build(name: str, entities: dict[str, Any] | None = None) -> dict[str, Any]:
         paths[prefix + relative] = item
     document["paths"] = paths
 
-    used: set[str] = {"Error"}
+    used: set[str] = {api.get("failure") or "Error"}
     _referenced(paths, used)
     _referenced(api["_bodies"], used)
     schemas: dict[str, Any] = {}
