@@ -25,6 +25,7 @@ from authz.client_ip import client_ip
 from authz.geoip import GeoIP
 from authz.http import envoy, health, nginx
 from authz.http.errors import financelime_errors, json_errors, json_http_errors
+from authz.http.security_headers import security_headers
 from authz.http.state import STATE, AppState
 from authz.identity_api import (
     account_parts,
@@ -46,7 +47,7 @@ from authz.services import Services, open_redis
 from authz.settings import Settings
 from authz.snapshots import SnapshotCache
 from identity.access_tokens import AccessTokens
-from identity.activity_log import ClientInfo
+from identity.activity_log import ClientInfo, header_text
 from identity.changes import PERMISSIONS, RESTRICTIONS, SIGNING_KEYS
 from identity.http import admin as identity_admin
 from identity.http import financelime as identity_financelime
@@ -73,6 +74,7 @@ def build_app(settings: Settings, redis_url: str, *, clock: Callable[[], float] 
 
         grpc_ext_authz.install(app, settings)  # after the resources: starts with the pipeline, stops first
     app.on_response_prepare.append(json_http_errors)
+    app.on_response_prepare.append(security_headers)  # not on the decision readers' paths
     envoy.add_routes(app)  # answers only with decision values: no error wrapper on the hot path
     nginx.add_routes(app)  # the same decisions for nginx auth_request
     health.add_routes(app, wrap=json_errors)
@@ -207,7 +209,8 @@ async def _resources(
     def client_info(request: web.Request) -> ClientInfo:
         peer = request.transport.get_extra_info("peername") if request.transport else None
         ip = resolve_ip(peer[0] if isinstance(peer, tuple) else None, request.headers)
-        return ClientInfo(ip=ip, user_agent=request.headers.get("User-Agent", ""), country=geoip.lookup(ip).country_name)
+        agent = header_text(request.headers.get("User-Agent", ""))
+        return ClientInfo(ip=ip, user_agent=agent, country=geoip.lookup(ip).country_name)
 
     parts = account_parts(settings, services, mail)
     app[IDENTITY] = identity_context(settings, services, keyring, parts, http, client_info, clock)

@@ -14,6 +14,7 @@ import orjson
 
 from authz.decision import DecisionRequest, Principal
 from identity.activities import SqlActivityRepository
+from identity.activity_log import header_text
 from identity.db import utcnow
 from identity.models import Activity
 
@@ -48,7 +49,7 @@ def admin_activity(
         target_uid=target[:32] if target else None,
         user_ip=request.client_ip,
         user_ip_country=country,
-        user_agent=request.headers.get("User-Agent", ""),
+        user_agent=header_text(request.headers.get("User-Agent", "")),
         data=orjson.dumps({**params, "path": request.path}).decode(),
         created_at=utcnow(),
     )

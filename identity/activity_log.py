@@ -25,6 +25,14 @@ class ClientInfo:
     country: str | None = None
 
 
+def header_text(value: str) -> str:
+    """A request header's value as text that SQL and Redis can store: bytes beyond ASCII that are not UTF-8
+    (aiohttp decodes them as surrogate escapes, which no encoder takes) become U+FFFD."""
+    if value.isascii():
+        return value
+    return value.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
 def activity_data(user_agent: str, data: dict[str, Any] | None) -> str | None:
     """The ``data`` text of an activity, with Barong's note for clients that are not browsers."""
     if user_agent and not _BROWSER.search(user_agent):

@@ -24,14 +24,23 @@ class Page:
         return (self.page - 1) * self.limit
 
 
+#: Pages beyond this are not integers the API takes: the offset stays within SQL's BIGINT, and int() never
+#: sees the over-4300-digit strings it refuses with a ValueError.
+MAX_PAGE = 2**31 - 1
+
+
 def _integer(value: Any) -> int | None:
     if isinstance(value, bool):
         return None
     if isinstance(value, int):
-        return value
-    if isinstance(value, str) and value.strip().lstrip("+-").isdigit() and value.strip().isascii():
-        return int(value.strip())
-    return None
+        number = value
+    elif isinstance(value, str) and value.strip().lstrip("+-").isdigit() and value.strip().isascii():
+        if len(value.strip()) > 12:
+            return None
+        number = int(value.strip())
+    else:
+        return None
+    return number if abs(number) <= MAX_PAGE else None
 
 
 def page_params(params: dict[str, Any], problems: list[str] | None = None) -> Page:

@@ -21,7 +21,9 @@ from identity.redis_errors import redis_guard
 
 
 def session_hash(session_id: str) -> str:
-    return hashlib.sha256(session_id.encode()).hexdigest()
+    # A cookie's bytes beyond ASCII arrive as aiohttp decodes headers (UTF-8 with surrogate escapes):
+    # encoded back the same way they hash to no session instead of failing.
+    return hashlib.sha256(session_id.encode("utf-8", "surrogateescape")).hexdigest()
 
 
 #: A browser session: the cookie carries its id (Barong's identity API).

@@ -100,16 +100,18 @@ class ApiKeyAuthenticator:
         if not (kid and kid.strip() and nonce and nonce.strip() and sig and sig.strip()):
             raise Denied(422, "authz.invalid_api_key_headers")
 
-        key = await self._key(kid)
+        # Header bytes beyond ASCII (decoded by aiohttp with surrogate escapes) are in no kid and no
+        # timestamp; kept away from SQL, Redis and the signature, which would fail to encode them.
+        key = await self._key(kid) if kid.isascii() else None
         if key is None:
             raise Denied(401, "authz.unexistent_apikey")
-        stamp = ruby_to_i(nonce)
+        stamp = ruby_to_i(nonce) if nonce.isascii() else 0
         if stamp <= 0:
             raise Denied(401, "authz.nonce_not_valid_timestamp")
         if abs(self._clock() * 1000 - stamp) >= self._lifetime:
             raise Denied(401, "authz.nonce_expired")
         expected = signature(key.secret, key.algorithm, nonce, kid)
-        if not hmac.compare_digest(sig.encode(), expected.encode()):
+        if not hmac.compare_digest(sig.encode("utf-8", "surrogateescape"), expected.encode()):
             raise Denied(401, "authz.invalid_signature")
         if not key.active:
             raise Denied(401, "authz.apikey_not_active")

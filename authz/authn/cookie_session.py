@@ -12,6 +12,7 @@ from functools import lru_cache
 from authz.authn.base import SubjectDirectory, _NotMine, cached_session, user_principal
 from authz.decision import DecisionRequest, Denied, Principal
 from authz.snapshots import SnapshotCache
+from identity.activity_log import header_text
 from identity.models import User
 from identity.sessions import COOKIE, RedisSessionStore, SessionRecord, session_hash
 
@@ -81,8 +82,10 @@ class CookieSessionAuthenticator:
         return await cached_session(self._sessions, self._cache, digest, fresh=fresh)
 
     def _valid(self, record: SessionRecord, request: DecisionRequest, now: float) -> bool:
+        agent = request.headers.get("User-Agent", "")
         return (
-            record.user_agent == request.headers.get("User-Agent", "")
+            # A non-UTF-8 agent was stored as its header_text: compared so only when it differs (rare).
+            (record.user_agent == agent or (not agent.isascii() and record.user_agent == header_text(agent)))
             and now < record.expire_time
             and same_network(record.user_ip, request.client_ip)
         )
@@ -97,7 +100,7 @@ class CookieSessionAuthenticator:
             if not token:
                 raise Denied(401, "authz.missing_csrf_token")
             expected = record.csrf_token if record else ""
-            if not hmac.compare_digest(token.encode(), expected.encode()):
+            if not hmac.compare_digest(token.encode("utf-8", "surrogateescape"), expected.encode()):
                 raise Denied(401, "authz.csrf_token_mismatch")
 
         if record is None or digest is None or record.kind != COOKIE:

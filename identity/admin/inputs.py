@@ -31,22 +31,40 @@ def text_param(
     return text
 
 
-def as_integer(value: Any) -> int | None:
-    """``value`` as an int when it is one or a string of ASCII digits (an optional sign), else None."""
+#: The range of SQL's INTEGER (levels, restriction codes): a number beyond it would fail in the database,
+#: so it is refused as a parameter instead.
+INTEGER = 2**31
+
+
+def as_integer(value: Any, *, bound: int | None = None) -> int | None:
+    """``value`` as an int when it is one or a string of ASCII digits (an optional sign), else None; with a
+    ``bound``, only in ``[-bound, bound)``."""
     if isinstance(value, bool):
         return None
     if isinstance(value, int):
-        return value
-    if isinstance(value, str):
+        number = value
+    elif isinstance(value, str):
         text = value.strip()
         digits = text[1:] if text[:1] in ("+", "-") else text
-        if digits.isascii() and digits.isdigit():
-            return int(text)
-    return None
+        if not (digits.isascii() and digits.isdigit()):
+            return None
+        try:
+            number = int(text)
+        except ValueError:  # over 4300 digits: int() refuses them
+            return None
+    else:
+        return None
+    return number if bound is None or -bound <= number < bound else None
 
 
 def integer_param(
-    params: dict[str, Any], name: str, prefix: str, problems: list[str], *, required: bool
+    params: dict[str, Any],
+    name: str,
+    prefix: str,
+    problems: list[str],
+    *,
+    required: bool,
+    bound: int | None = None,
 ) -> int | None:
     """The parameter ``name`` as an integer; None when absent (or invalid)."""
     value = params.get(name)
@@ -57,7 +75,7 @@ def integer_param(
     if isinstance(value, str) and not value.strip():
         problems.append(f"{prefix}.empty_{name}")
         return None
-    number = as_integer(value)
+    number = as_integer(value, bound=bound)
     if number is None:
         problems.append(f"{prefix}.invalid_{name}")
     return number

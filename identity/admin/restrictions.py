@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from identity.activities import SqlActivityRepository
 from identity.admin.actor import Actor
-from identity.admin.inputs import as_integer, choice, integer_param, text_param
+from identity.admin.inputs import INTEGER, as_integer, choice, integer_param, text_param
 from identity.changes import ChangePublisher
 from identity.db import restrictions, utcnow
 from identity.errors import RecordNotFound, ValidationFailed
@@ -83,7 +83,7 @@ def restriction_fields(params: dict[str, Any], *, partial: bool, problems: list[
     value = text_param(params, "value", PREFIX, problems, required=not partial)
     category = text_param(params, "category", PREFIX, problems, required=not partial)
     state = text_param(params, "state", PREFIX, problems, required=False)
-    code = integer_param(params, "code", PREFIX, problems, required=False)
+    code = integer_param(params, "code", PREFIX, problems, required=False, bound=INTEGER)
     chosen = {
         "scope": choice(scope, RESTRICTION_SCOPES, f"{PREFIX}.invalid_scope", problems),
         "category": choice(category, RESTRICTION_CATEGORIES, f"{PREFIX}.invalid_category", problems),

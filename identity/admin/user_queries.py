@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 from sqlalchemy import ColumnElement, Select, Table, exists, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from identity.admin.inputs import as_integer
+from identity.admin.inputs import INTEGER, as_integer
 from identity.db import data_storages, documents, labels, phones, profiles, users
 from identity.errors import ValidationFailed
 from identity.models import DataStorage, Document, Label, Phone, Profile, User
@@ -109,7 +109,7 @@ def parse_listing(params: dict[str, Any], *, ordered: bool = True) -> UserListin
     if values.get("country"):
         values["country"] = values["country"].upper()  # profiles store alpha-2 codes in upper case
     if params.get("level") not in (None, ""):
-        level = as_integer(params["level"])
+        level = as_integer(params["level"], bound=INTEGER)
         if level is None:
             problems.append(f"{PREFIX}.non_integer_level")
         values["level"] = level

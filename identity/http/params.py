@@ -6,6 +6,7 @@ from typing import Any
 
 import orjson
 from aiohttp import web
+from aiohttp.http_exceptions import BadHttpMessage
 
 from identity.errors import MalformedRequest, ValidationFailed
 
@@ -38,6 +39,8 @@ async def read_params(request: web.Request) -> dict[str, Any]:
         raise MalformedRequest("request.invalid_json") from None
     except UnicodeDecodeError:
         raise MalformedRequest("request.invalid_encoding") from None
+    except (ValueError, BadHttpMessage):  # aiohttp's form parser: no or bad boundary, bad part headers
+        raise MalformedRequest("request.malformed") from None
     return params
 
 

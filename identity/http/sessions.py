@@ -44,7 +44,8 @@ async def delete_session(request: web.Request) -> web.Response:
     ctx = request.app[IDENTITY]
     await ctx.login.logout(request.cookies.get(ctx.cookie_name), ctx.client_info(request))
     response = json_response({})
-    response.del_cookie(ctx.cookie_name, path="/")
+    # The expired cookie carries the session cookie's flags: it must replace it, never weaken it.
+    response.del_cookie(ctx.cookie_name, path="/", secure=ctx.cookie_secure, httponly=True, samesite="Lax")
     return response
 
 

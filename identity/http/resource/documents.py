@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import BodyPartReader, hdrs, web
+from aiohttp.http_exceptions import BadHttpMessage
 
 from identity.documents import (
     DocumentDraft,
@@ -100,7 +101,7 @@ async def read_upload(
             value = await _field(part)
             if part.name:
                 fields[part.name] = value
-    except ValueError:  # aiohttp's multipart parser: no or a bad boundary, malformed part headers
+    except (ValueError, BadHttpMessage):  # aiohttp's multipart parser: no or bad boundary, bad part headers
         await store.discard(staged)
         raise MalformedRequest("request.malformed") from None
     except BaseException:
