@@ -92,24 +92,17 @@ class AccountService:
             problems.append("role.doesnt_exist")
         if problems or fields is None:
             raise ValidationFailed(problems)
-        user = await self._users.create(
+        user, promoted = await self._users.sign_up(
             email=fields.email,
             password_digest=await hash_password_off_loop(fields.password),
-            role=DEFAULT_ROLE,
             username=fields.username,
             data=fields.data,
             referral_id=referral_id,
+            activity=self._activity.entry(client, "account", "signup"),
+            first_superadmin=self._first_superadmin,
+            rules=self._rules,
         )
-        await self._activity.record(user, client, "account", "signup")
-        promoted = await self._users.promote_if_first(user.uid) if self._first_superadmin else None
-        if promoted is not None:
-            user = (
-                await self._users.put_label(user.uid, "email", "verified", "private", self._rules) or promoted
-            )
-            # The label recomputed the state from the rules; the first account stays an active superadmin.
-            if user.state != "active":
-                user = await self._users.update(user.uid, state="active") or user
-        else:
+        if not promoted:
             await self._notifier.email_confirmation(user, self._tokens.confirmation_token(user))
         return await self._login.open(user, client, previous_session_id)
 

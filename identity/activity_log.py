@@ -55,16 +55,27 @@ class UserActivityLog:
         result: str = "succeed",
         reason: str | None = None,
     ) -> None:
-        await self._activities.add(
-            Activity(
-                category="user",
-                topic=topic,
-                action=action,
-                result=result,
-                user_id=user.id,
-                user_ip=client.ip,
-                user_agent=client.user_agent,
-                user_ip_country=client.country,
-                data=activity_data(client.user_agent, {"reason": reason} if reason else None),
-            )
+        await self._activities.add(self.entry(client, topic, action, result, reason, user_id=user.id))
+
+    @staticmethod
+    def entry(
+        client: ClientInfo,
+        topic: str,
+        action: str,
+        result: str = "succeed",
+        reason: str | None = None,
+        *,
+        user_id: int | None = None,
+    ) -> Activity:
+        """The activity :meth:`record` writes, for a caller that writes it in its own transaction."""
+        return Activity(
+            category="user",
+            topic=topic,
+            action=action,
+            result=result,
+            user_id=user_id,
+            user_ip=client.ip,
+            user_agent=client.user_agent,
+            user_ip_country=client.country,
+            data=activity_data(client.user_agent, {"reason": reason} if reason else None),
         )

@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sqlalchemy import Row, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from identity.account_rules import AccountRules, level_for
+from identity.activities import SqlActivityRepository
 from identity.db import users, utcnow
 from identity.errors import Conflict
 from identity.labels import SqlLabelRepository, SqlLevelRepository
-from identity.models import User
+from identity.models import Activity, User
 from identity.storage import reading, transaction
+
+#: The PostgreSQL advisory lock serialising sign-ups that may be the first account.
+_FIRST_SIGN_UP_LOCK = 0x617574687A01  # "authz" + 1
 
 USER_COLUMNS = (
     users.c.id,
@@ -154,18 +158,28 @@ class SqlUserRepository:
         raise Conflict("uid.taken")
 
     async def create_in(
-        self, conn: AsyncConnection, *, email: str, password_digest: str, data: str | None = None
+        self,
+        conn: AsyncConnection,
+        *,
+        email: str,
+        password_digest: str,
+        data: str | None = None,
+        username: str | None = None,
+        referral_id: int | None = None,
+        uid: str | None = None,
     ) -> tuple[int, str]:
         """Insert a pending member on ``conn`` (inside the caller's transaction); returns its id and uid.
 
         A taken e-mail fails the caller's transaction (:class:`Conflict` from ``identity.storage``).
         """
-        uid = new_uid(self._uid_prefix)
+        uid = uid or new_uid(self._uid_prefix)
         now = utcnow()
         result = await conn.execute(
             users.insert().values(
                 uid=uid,
                 email=email,
+                username=username,
+                referral_id=referral_id,
                 password_digest=password_digest,
                 role="member",
                 level=0,
@@ -177,6 +191,74 @@ class SqlUserRepository:
             )
         )
         return int(result.inserted_primary_key[0]), uid
+
+    async def sign_up(
+        self,
+        *,
+        email: str,
+        password_digest: str,
+        username: str | None,
+        data: str | None,
+        referral_id: int | None,
+        activity: Activity,
+        first_superadmin: bool,
+        rules: AccountRules,
+    ) -> tuple[User, bool]:
+        """Insert a pending member and its sign-up ``activity`` (its user id filled in) in one transaction;
+        with ``first_superadmin``, the only account becomes an active superadmin with a verified e-mail in that
+        same transaction.  Returns the user and whether it was promoted.
+
+        All or nothing: a sign-up cut off half-way (the database gone) leaves no account that could be neither
+        confirmed nor signed up again, and no first account stuck as a pending member.
+        """
+        clashes = await self.taken(email=email, username=username)
+        if clashes:
+            raise Conflict(clashes[0])
+        # Only a sign-up that finds no account can be the first; those few are serialised (see below).
+        may_be_first = first_superadmin and await self.count() == 0
+        for _ in range(10):
+            uid = new_uid(self._uid_prefix)
+            try:
+                async with transaction(self._engine, conflict_key="email.taken") as conn:
+                    if may_be_first and conn.dialect.name == "postgresql":
+                        # Two first sign-ups in flight would each count only their own uncommitted row; the
+                        # lock makes the second count the first's.  SQLite allows one writer at a time anyway.
+                        await conn.execute(select(func.pg_advisory_xact_lock(_FIRST_SIGN_UP_LOCK)))
+                    user_id, _ = await self.create_in(
+                        conn,
+                        email=email,
+                        password_digest=password_digest,
+                        data=data,
+                        username=username,
+                        referral_id=referral_id,
+                        uid=uid,
+                    )
+                    await SqlActivityRepository.add_in(conn, [replace(activity, user_id=user_id)])
+                    promoted = may_be_first and await self._promote_if_only_in(conn, user_id, rules)
+            except Conflict:
+                if await self._uid_taken(uid):
+                    continue  # astronomically rare: draw another uid
+                raise
+            user = await self.get_by_uid(uid)
+            assert user is not None
+            return user, promoted
+        raise Conflict("uid.taken")
+
+    @classmethod
+    async def _promote_if_only_in(cls, conn: AsyncConnection, user_id: int, rules: AccountRules) -> bool:
+        """Make ``user_id`` an active superadmin with a verified e-mail if it is the only user."""
+        only_user = select(func.count()).select_from(users).scalar_subquery() == 1
+        result = await conn.execute(
+            update(users)
+            .where(users.c.id == user_id, only_user)
+            .values(role="superadmin", updated_at=utcnow())
+        )
+        if result.rowcount != 1:
+            return False
+        await cls.put_label_in(conn, user_id, "email", "verified", "private", rules)
+        # The label recomputed the state from the rules; the first account is active whatever they say.
+        await conn.execute(update(users).where(users.c.id == user_id).values(state="active"))
+        return True
 
     async def _uid_taken(self, uid: str) -> bool:
         async with reading(self._engine) as conn:
@@ -207,20 +289,6 @@ class SqlUserRepository:
         async with transaction(self._engine) as conn:
             result = await conn.execute(query)
         return result.rowcount == 1
-
-    async def promote_if_first(self, uid: str) -> User | None:
-        """Make ``uid`` an active superadmin if it is the only user (Barong's first registration).
-
-        One statement: of several concurrent first sign-ups at most one is promoted (perhaps none).
-        """
-        only_user = select(func.count()).select_from(users).scalar_subquery() == 1
-        async with transaction(self._engine) as conn:
-            result = await conn.execute(
-                update(users)
-                .where(users.c.uid == uid, only_user)
-                .values(role="superadmin", state="active", updated_at=utcnow())
-            )
-        return await self.get_by_uid(uid) if result.rowcount == 1 else None
 
     @staticmethod
     async def lock_in(conn: AsyncConnection, uid: str) -> int | None:

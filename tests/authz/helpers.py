@@ -212,18 +212,28 @@ def _redis_server_binary() -> str:
 
 
 class RedisProcess:
-    """A private ``redis-server`` on a fixed port that the test can kill and start again."""
+    """A private ``redis-server`` on a fixed port that the test can kill and start again.
 
-    def __init__(self, port: int) -> None:
+    Without ``data_dir`` it keeps nothing on disk; with it, every write is appended and fsynced to an AOF
+    in ``data_dir`` before it is acknowledged, so a server killed with SIGKILL and started again on the
+    same directory comes back with all of it (what a production Redis with ``appendfsync always`` does).
+    """
+
+    def __init__(self, port: int, data_dir: Path | None = None) -> None:
         self.port = port
         self.url = f"redis://127.0.0.1:{port}/0"
+        self.data_dir = data_dir
         self._process: subprocess.Popen[bytes] | None = None
 
     async def start(self) -> None:
-        command = [_redis_server_binary(), "--port", str(self.port), "--bind", "127.0.0.1"]
+        command = [_redis_server_binary(), "--port", str(self.port), "--bind", "127.0.0.1", "--save", ""]
+        if self.data_dir is None:
+            command += ["--appendonly", "no"]
+        else:
+            command += ["--appendonly", "yes", "--appendfsync", "always", "--dir", str(self.data_dir)]
         # Popen returns at once; readiness is awaited below without blocking the loop.
         self._process = subprocess.Popen(  # noqa: ASYNC220
-            [*command, "--save", "", "--appendonly", "no"],
+            command,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )

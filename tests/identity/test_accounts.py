@@ -6,6 +6,7 @@ Flows that write SQL run on SQLite and PostgreSQL; parameter checks run on SQLit
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import jwt
@@ -389,3 +390,13 @@ async def test_first_sign_up_is_an_ordinary_member_when_the_setting_is_off(
     body = await response.json()
     assert (body["role"], body["state"], body["labels"]) == ("member", "pending", [])
     await inbox.wait_for("lonely@example.com", "email_confirmation")
+
+
+async def test_of_concurrent_first_sign_ups_exactly_one_becomes_the_superadmin(
+    mail_client: Any, services: Any
+) -> None:
+    emails = [f"founder{n}@example.com" for n in range(4)]
+    responses = await asyncio.gather(*(sign_up(mail_client, email) for email in emails))
+    assert [response.status for response in responses] == [201] * len(emails)
+    roles = sorted([(await services.users.get_by_email(email)).role for email in emails])
+    assert roles == ["member", "member", "member", "superadmin"]
