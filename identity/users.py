@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import secrets
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Row, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -16,6 +17,8 @@ from identity.errors import Conflict
 from identity.labels import SqlLabelRepository, SqlLevelRepository
 from identity.models import Activity, User
 from identity.storage import reading, transaction
+
+T = TypeVar("T")
 
 #: The PostgreSQL advisory lock serialising sign-ups that may be the first account.
 _FIRST_SIGN_UP_LOCK = 0x617574687A01  # "authz" + 1
@@ -96,7 +99,10 @@ class SqlUserRepository:
         async with reading(self._engine) as conn:
             if email and await conn.scalar(select(users.c.id).where(users.c.email == email)) is not None:
                 found.append("email.taken")
-            if username and await conn.scalar(select(users.c.id).where(users.c.username == username)) is not None:
+            if (
+                username
+                and await conn.scalar(select(users.c.id).where(users.c.username == username)) is not None
+            ):
                 found.append("username.taken")
         return found
 
@@ -108,7 +114,9 @@ class SqlUserRepository:
             row = (await conn.execute(query)).first()
         if row is None:
             return None
-        return Credentials(user_from_row(row), row.password_digest, row.otp_secret_encrypted, row.otp_last_step)
+        return Credentials(
+            user_from_row(row), row.password_digest, row.otp_secret_encrypted, row.otp_last_step
+        )
 
     async def create(
         self,
@@ -127,35 +135,26 @@ class SqlUserRepository:
         clashes = await self.taken(email=email, username=username)
         if clashes:
             raise Conflict(clashes[0])
-        for _ in range(10):
-            uid = new_uid(self._uid_prefix)
-            now = utcnow()
-            values = dict(
+
+        async def write(conn: AsyncConnection, uid: str) -> None:
+            await self.create_in(
+                conn,
                 uid=uid,
                 email=email,
-                username=username,
                 password_digest=password_digest,
                 role=role,
-                level=level,
                 state=state,
-                otp=otp_secret_encrypted is not None,
+                level=level,
+                username=username,
                 otp_secret_encrypted=otp_secret_encrypted,
                 data=data,
                 referral_id=referral_id,
-                created_at=now,
-                updated_at=now,
             )
-            try:
-                async with transaction(self._engine, conflict_key="email.taken") as conn:
-                    await conn.execute(users.insert().values(**values))
-            except Conflict:
-                if await self._uid_taken(uid):
-                    continue  # astronomically rare: draw another uid
-                raise
-            user = await self.get_by_uid(uid)
-            assert user is not None
-            return user
-        raise Conflict("uid.taken")
+
+        uid, _ = await self._with_fresh_uid(write)
+        user = await self.get_by_uid(uid)
+        assert user is not None
+        return user
 
     async def create_in(
         self,
@@ -163,12 +162,16 @@ class SqlUserRepository:
         *,
         email: str,
         password_digest: str,
-        data: str | None = None,
+        role: str = "member",
+        state: str = "pending",
+        level: int = 0,
         username: str | None = None,
+        otp_secret_encrypted: str | None = None,
+        data: str | None = None,
         referral_id: int | None = None,
         uid: str | None = None,
     ) -> tuple[int, str]:
-        """Insert a pending member on ``conn`` (inside the caller's transaction); returns its id and uid.
+        """Insert a user on ``conn`` (inside the caller's transaction); returns its id and uid.
 
         A taken e-mail fails the caller's transaction (:class:`Conflict` from ``identity.storage``).
         """
@@ -181,16 +184,34 @@ class SqlUserRepository:
                 username=username,
                 referral_id=referral_id,
                 password_digest=password_digest,
-                role="member",
-                level=0,
-                state="pending",
-                otp=False,
+                role=role,
+                level=level,
+                state=state,
+                otp=otp_secret_encrypted is not None,
+                otp_secret_encrypted=otp_secret_encrypted,
                 data=data,
                 created_at=now,
                 updated_at=now,
             )
         )
         return int(result.inserted_primary_key[0]), uid
+
+    async def _with_fresh_uid(self, write: Callable[[AsyncConnection, str], Awaitable[T]]) -> tuple[str, T]:
+        """Run ``write`` in one transaction with a newly drawn uid; returns the uid and what ``write`` gave.
+
+        A uid already taken (astronomically rare) draws another; any other conflict is raised.
+        """
+        for _ in range(10):
+            uid = new_uid(self._uid_prefix)
+            try:
+                async with transaction(self._engine, conflict_key="email.taken") as conn:
+                    result = await write(conn, uid)
+            except Conflict:
+                if await self._uid_taken(uid):
+                    continue
+                raise
+            return uid, result
+        raise Conflict("uid.taken")
 
     async def sign_up(
         self,
@@ -216,33 +237,28 @@ class SqlUserRepository:
             raise Conflict(clashes[0])
         # Only a sign-up that finds no account can be the first; those few are serialised (see below).
         may_be_first = first_superadmin and await self.count() == 0
-        for _ in range(10):
-            uid = new_uid(self._uid_prefix)
-            try:
-                async with transaction(self._engine, conflict_key="email.taken") as conn:
-                    if may_be_first and conn.dialect.name == "postgresql":
-                        # Two first sign-ups in flight would each count only their own uncommitted row; the
-                        # lock makes the second count the first's.  SQLite allows one writer at a time anyway.
-                        await conn.execute(select(func.pg_advisory_xact_lock(_FIRST_SIGN_UP_LOCK)))
-                    user_id, _ = await self.create_in(
-                        conn,
-                        email=email,
-                        password_digest=password_digest,
-                        data=data,
-                        username=username,
-                        referral_id=referral_id,
-                        uid=uid,
-                    )
-                    await SqlActivityRepository.add_in(conn, [replace(activity, user_id=user_id)])
-                    promoted = may_be_first and await self._promote_if_only_in(conn, user_id, rules)
-            except Conflict:
-                if await self._uid_taken(uid):
-                    continue  # astronomically rare: draw another uid
-                raise
-            user = await self.get_by_uid(uid)
-            assert user is not None
-            return user, promoted
-        raise Conflict("uid.taken")
+
+        async def write(conn: AsyncConnection, uid: str) -> bool:
+            if may_be_first and conn.dialect.name == "postgresql":
+                # Two first sign-ups in flight would each count only their own uncommitted row; the lock
+                # makes the second count the first's.  SQLite allows one writer at a time anyway.
+                await conn.execute(select(func.pg_advisory_xact_lock(_FIRST_SIGN_UP_LOCK)))
+            user_id, _ = await self.create_in(
+                conn,
+                uid=uid,
+                email=email,
+                password_digest=password_digest,
+                data=data,
+                username=username,
+                referral_id=referral_id,
+            )
+            await SqlActivityRepository.add_in(conn, [replace(activity, user_id=user_id)])
+            return may_be_first and await self._promote_if_only_in(conn, user_id, rules)
+
+        uid, promoted = await self._with_fresh_uid(write)
+        user = await self.get_by_uid(uid)
+        assert user is not None
+        return user, promoted
 
     @classmethod
     async def _promote_if_only_in(cls, conn: AsyncConnection, user_id: int, rules: AccountRules) -> bool:
