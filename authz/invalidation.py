@@ -109,7 +109,7 @@ class ChangeListener:
     async def _listen(self, pubsub) -> None:  # type: ignore[no-untyped-def]
         loop = asyncio.get_running_loop()
         next_ping = loop.time()
-        while True:
+        while not self._stopped:  # a cancellation swallowed by redis-py would otherwise go unnoticed
             now = loop.time()
             if now - self._last_pong >= self._staleness:
                 # A frozen or partitioned Redis sends nothing at all: only a missing pong tells.

@@ -15,6 +15,7 @@ import hashlib
 import json
 import logging
 import os
+import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -87,13 +88,17 @@ def load_or_create(pem: str, data_dir: Path) -> SigningKey:
         blob = key.private_bytes(
             serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
         )
+        # Workers starting together race here.  The key is written under a name of its own, then linked into
+        # place: the link never replaces a key already there, and no worker reads half a key.
+        fd, partial = tempfile.mkstemp(prefix=f".{KEY_FILE_NAME}.", dir=data_dir)  # mode 0600
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(blob)
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            os.link(partial, path)
         except FileExistsError:
             pass  # another worker won the race; read its key below
-        else:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(blob)
+        finally:
+            os.unlink(partial)
     return SigningKey.from_pem(path.read_bytes())
 
 

@@ -17,6 +17,9 @@ from identity.restrictions import SqlRestrictionRepository
 
 log = logging.getLogger(__name__)
 
+#: Seconds before a failed reload is tried again (doubling while it keeps failing, up to the refresh interval).
+RETRY_FIRST = 0.5
+
 
 class PolicyState:
     """Holds the current compiled permissions and restrictions."""
@@ -68,11 +71,14 @@ class PolicyState:
         A reload is never cancelled half-way (that would strand its database connection); :meth:`stop`
         lets the current one finish and ends the loop.
         """
+        retry = RETRY_FIRST
         while not self._stopped:
+            retrying = bool(self._dirty)  # a failed reload is retried, sooner than the periodic one
             try:
-                await asyncio.wait_for(self._wake.wait(), timeout=refresh_interval)
-            except asyncio.TimeoutError:
-                self._dirty.add("all")
+                await asyncio.wait_for(self._wake.wait(), timeout=retry if retrying else refresh_interval)
+            except TimeoutError:
+                if not retrying:
+                    self._dirty.add("all")
             self._wake.clear()
             if self._stopped:
                 return
@@ -84,8 +90,17 @@ class PolicyState:
                     await self.reload_permissions()
                 elif "restrictions" in dirty:
                     await self.reload_restrictions()
-            except Exception as exc:  # noqa: BLE001 - the last good policy stays; the next reload retries
-                log.warning("reloading %s failed: %s", ", ".join(sorted(dirty)), exc)
+            except Exception as exc:  # noqa: BLE001 - the last good policy stays until a retry succeeds
+                # Without the retry this instance would decide from the old policy until the next change or
+                # the periodic reload, while the others already apply the change.
+                self._dirty |= dirty
+                if retrying:
+                    retry = min(retry * 2, refresh_interval)
+                log.warning(
+                    "reloading %s failed (retried in %.1f s): %s", ", ".join(sorted(dirty)), retry, exc
+                )
+            else:
+                retry = RETRY_FIRST
 
     def stop(self) -> None:
         self._stopped = True

@@ -276,6 +276,25 @@ def cli(env: dict[str, str], *args: str) -> str:
     return result.stdout.strip()
 
 
+def create_member(env: dict[str, str], email: str, *extra: str) -> str:
+    """An active member with the bench's password, made with the CLI; returns its uid."""
+    member = ["users", "create", "--password", PASSWORD, "--role", "member", "--state", "active"]
+    return cli(env, *member, "--email", email, *extra)
+
+
+def create_api_keys(env: dict[str, str], email: str, count: int) -> list[ApiKey]:
+    """An active member with 2FA on (API keys need it) and ``count`` HS256 API keys of its own."""
+    otp_secret = base64.b32encode(os.urandom(20)).decode().rstrip("=")
+    holder = create_member(env, email, "--otp-secret", otp_secret)
+    keys = []
+    for _ in range(count):
+        created = json.loads(cli(env, "api-keys", "create", "--uid", holder))
+        if created["algorithm"] != "HS256":
+            raise BenchError(f"unexpected API key algorithm {created['algorithm']}")
+        keys.append(ApiKey(created["kid"], created["secret"]))
+    return keys
+
+
 def login(base: str, email: str) -> str:
     reply = fetch(
         "POST",
@@ -427,18 +446,11 @@ class Bench:
     def prepare_identities(self) -> None:
         tag = secrets.token_hex(4)
         cookie_email = f"bench-cookie-{tag}@example.com"
-        member = ["users", "create", "--password", PASSWORD, "--role", "member", "--state", "active"]
-        cli(self.env, *member, "--email", cookie_email)
+        create_member(self.env, cookie_email)
         self.cookie = login(self.base, cookie_email)
         self.token_email = cookie_email
-        otp_secret = base64.b32encode(os.urandom(20)).decode().rstrip("=")
-        holder = cli(self.env, *member, "--email", f"bench-keys-{tag}@example.com", "--otp-secret", otp_secret)
-        keys = []
-        for _ in range(self.args.api_keys + 1):  # the extra key is for the probes, never in a nonce table
-            created = json.loads(cli(self.env, "api-keys", "create", "--uid", holder))
-            if created["algorithm"] != "HS256":
-                raise BenchError(f"unexpected API key algorithm {created['algorithm']}")
-            keys.append(ApiKey(created["kid"], created["secret"]))
+        # The extra key is for the probes, never in a nonce table.
+        keys = create_api_keys(self.env, f"bench-keys-{tag}@example.com", self.args.api_keys + 1)
         self.probe_key, self.keys = keys[0], keys[1:]
 
     def scenarios(self) -> list[Scenario]:
@@ -550,7 +562,9 @@ class Bench:
         if reply.status != 200:
             return f"token login: {reply.status} {reply.body[:120]!r}"
         self.token_headers.clear()
-        self.token_headers.update({**ua_ip(), "Authorization": f"Bearer {json.loads(reply.body)['accessToken']}"})
+        self.token_headers.update(
+            {**ua_ip(), "Authorization": f"Bearer {json.loads(reply.body)['accessToken']}"}
+        )
         return self._bearer("access token", fetch("GET", self.base + BALANCES_PATH, self.token_headers))
 
     def _probe_deny(self) -> str | None:
@@ -828,6 +842,20 @@ def log_summary(path: Path, top: int = 3) -> str:
     return f"sidecar log: {len(body)} line(s); most frequent: " + "; ".join(f"{n} x {s!r}" for s, n in common)
 
 
+def start_sidecar(
+    workers: int, tmp: Path, env: dict[str, str], processes: list[Managed], *, wait: bool = True
+) -> Managed:
+    """``authz serve --workers N`` on a free port (appended to ``processes`` once started), ready if ``wait``."""
+    port = free_port()
+    authz = [str(VENV_BIN / "authz"), "serve", "--host", "127.0.0.1", "--port", str(port)]
+    sidecar = Managed("authz serve", [*authz, "--workers", str(workers)], env, tmp / "authz.log")
+    processes.append(sidecar)
+    sidecar.url = f"http://127.0.0.1:{port}"
+    if wait:
+        wait_until_ready(sidecar.url + "/readyz", sidecar)
+    return sidecar
+
+
 def start_servers(
     args: argparse.Namespace, tmp: Path, env: dict[str, str], python: str, processes: list[Managed]
 ) -> tuple[Managed, Managed]:
@@ -836,11 +864,8 @@ def start_servers(
     Each is appended to ``processes`` as soon as it is started, so that the caller stops it even when
     the other fails to start.
     """
-    port, bare_port = free_port(), free_port()
-    authz = [str(VENV_BIN / "authz"), "serve", "--host", "127.0.0.1", "--port", str(port)]
-    sidecar = Managed("authz serve", [*authz, "--workers", str(args.workers)], env, tmp / "authz.log")
-    processes.append(sidecar)
-    sidecar.url = f"http://127.0.0.1:{port}"
+    sidecar = start_sidecar(args.workers, tmp, env, processes, wait=False)
+    bare_port = free_port()
     bare_argv = [python, str(BENCH / "bare_app.py"), "--port", str(bare_port), "--workers", str(args.workers)]
     baseline = Managed("bare_app", bare_argv, env, tmp / "bare.log")
     processes.append(baseline)

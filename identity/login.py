@@ -7,6 +7,8 @@ verified for unknown e-mails), every login gets a new session id, and failed log
 
 from __future__ import annotations
 
+import asyncio
+
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -29,7 +31,7 @@ from identity.passwords import hash_password_off_loop, needs_rehash, verify_pass
 from identity.secretbox import SecretBox, SecretBoxError
 from identity.sessions import RedisSessionStore, SessionRecord, session_hash
 from identity.throttle import LoginThrottle
-from identity.users import SqlUserRepository
+from identity.users import Credentials, SqlUserRepository
 
 __all__ = ["ClientInfo", "LoginResult", "LoginService", "otp_context"]
 
@@ -88,10 +90,25 @@ class LoginService:
         Raises :class:`InvalidCredentials`, :class:`AccountNotUsable`, :class:`OtpRequired`,
         :class:`InvalidOtp`, ``ValidationFailed("totp.error")`` or :class:`TooManyAttempts`.
         """
-        await self._throttle.check(client.ip, email)
+        await self._throttle.begin(client.ip, email)
+        end = self._throttle.abandoned  # also when the request is cancelled: the attempt's slot is given back
+        try:
+            creds, user = await self._verify(email, password, otp_code, client)
+            end = self._throttle.succeeded
+        except (InvalidCredentials, InvalidOtp):
+            end = self._throttle.failed
+            raise
+        finally:
+            await asyncio.shield(end(client.ip, email))
+        if needs_rehash(creds.password_digest):
+            await self._users.update(user.uid, password_digest=await hash_password_off_loop(password))
+        return user
+
+    async def _verify(
+        self, email: str, password: str, otp_code: str | None, client: ClientInfo
+    ) -> tuple[Credentials, User]:
         creds = await self._users.credentials(email)
         if not await verify_password_off_loop(creds.password_digest if creds else None, password):
-            await self._throttle.failed(client.ip, email)
             if creds is not None:
                 await self._activity.record(
                     creds.user, client, "session", "login", "failed", "Invalid Email or Password"
@@ -110,7 +127,6 @@ class LoginService:
                 secret = None  # no seed stored (or not readable with this key): no code can be right
             step = totp.matching_step(secret, otp_code or "", now=self._clock()) if secret else None
             if step is None:
-                await self._throttle.failed(client.ip, email)
                 await self._activity.record(user, client, "session", "login::2fa", "failed", "Invalid OTP")
                 raise InvalidOtp()
             if not await self._users.claim_otp_step(user.id, step):
@@ -119,10 +135,7 @@ class LoginService:
                     user, client, "session", "login::2fa", "failed", "OTP code already used"
                 )
                 raise ValidationFailed("totp.error")
-        await self._throttle.succeeded(email)
-        if needs_rehash(creds.password_digest):
-            await self._users.update(user.uid, password_digest=await hash_password_off_loop(password))
-        return user
+        return creds, user
 
     async def logged_in(self, user: User, client: ClientInfo) -> None:
         """Record a successful login (after :meth:`check` and a session opened) and mail the notice."""

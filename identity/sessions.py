@@ -142,17 +142,16 @@ class RedisSessionStore:
             platform=platform,
             client_id=client_id,
         )
-        async with redis_guard():
-            async with self._redis.pipeline(transaction=True) as pipe:
-                pipe.hset(self._key(record.hash), mapping=record.as_mapping())
-                pipe.expire(self._key(record.hash), ttl)
-                pipe.sadd(self._index(uid), record.hash)
-                pipe.expire(self._index(uid), self._index_ttl)
-                if refresh_token is not None:
-                    refresh = self._refresh_key(refresh_token)
-                    pipe.hset(refresh, mapping={"session": record.hash, "state": "current"})
-                    pipe.expire(refresh, ttl)
-                await pipe.execute()
+        async with redis_guard(), self._redis.pipeline(transaction=True) as pipe:
+            pipe.hset(self._key(record.hash), mapping=record.as_mapping())
+            pipe.expire(self._key(record.hash), ttl)
+            pipe.sadd(self._index(uid), record.hash)
+            pipe.expire(self._index(uid), self._index_ttl)
+            if refresh_token is not None:
+                refresh = self._refresh_key(refresh_token)
+                pipe.hset(refresh, mapping={"session": record.hash, "state": "current"})
+                pipe.expire(refresh, ttl)
+            await pipe.execute()
         return session_id, record
 
     async def rotate_refresh(
@@ -196,16 +195,19 @@ class RedisSessionStore:
             raw = await self._redis.hgetall(self._key(digest))
         return _record(digest, raw)
 
-    async def slide(self, record: SessionRecord, expire_time: int) -> bool:
-        """Move the idle deadline to ``expire_time`` and refresh the TTLs; False if the session is gone."""
+    async def slide(self, record: SessionRecord, expire_time: int) -> int | None:
+        """Move the idle deadline forward to ``expire_time`` and refresh the TTLs.
+
+        Returns the deadline now stored, which a concurrent slide to a later time keeps (a request that read
+        "now" earlier but writes last never shortens the session), or None if the session is gone.
+        """
         key = self._key(record.hash)
-        async with redis_guard():
-            async with self._redis.pipeline(transaction=False) as pipe:
-                # Only slide a record that still exists: a concurrent logout must not be resurrected.
-                pipe.eval(_SLIDE_SCRIPT, 1, key, expire_time, self._ttl)
-                pipe.expire(self._index(record.uid), self._index_ttl)
-                slid, _ = await pipe.execute()
-        return bool(slid)
+        async with redis_guard(), self._redis.pipeline(transaction=False) as pipe:
+            # Only slide a record that still exists: a concurrent logout must not be resurrected.
+            pipe.eval(_SLIDE_SCRIPT, 1, key, expire_time, self._ttl)
+            pipe.expire(self._index(record.uid), self._index_ttl)
+            stored, _ = await pipe.execute()
+        return int(stored) or None
 
     async def list_for_user(self, uid: str) -> list[SessionRecord]:
         async with redis_guard():
@@ -231,11 +233,10 @@ class RedisSessionStore:
             keys = [key async for key in self._redis.scan_iter(match=f"{prefix}*", count=batch)]
         for start in range(0, len(keys), batch):
             chunk = keys[start : start + batch]
-            async with redis_guard():
-                async with self._redis.pipeline(transaction=False) as pipe:
-                    for key in chunk:
-                        pipe.hgetall(key)
-                    rows = await pipe.execute()
+            async with redis_guard(), self._redis.pipeline(transaction=False) as pipe:
+                for key in chunk:
+                    pipe.hgetall(key)
+                rows = await pipe.execute()
             for key, raw in zip(chunk, rows, strict=True):
                 record = _record(key[len(prefix) :], raw)
                 if record is not None and condition(record):
@@ -245,12 +246,11 @@ class RedisSessionStore:
 
     async def destroy(self, digest: str, uid: str | None = None) -> bool:
         """Revoke one session; True when it existed."""
-        async with redis_guard():
-            async with self._redis.pipeline(transaction=True) as pipe:
-                pipe.delete(self._key(digest))
-                if uid:
-                    pipe.srem(self._index(uid), digest)
-                deleted, *_ = await pipe.execute()
+        async with redis_guard(), self._redis.pipeline(transaction=True) as pipe:
+            pipe.delete(self._key(digest))
+            if uid:
+                pipe.srem(self._index(uid), digest)
+            deleted, *_ = await pipe.execute()
         await self._changes.sessions_revoked([digest])
         return bool(deleted)
 
@@ -289,14 +289,18 @@ def _record(digest: str, raw: dict[str, str]) -> SessionRecord | None:
         return None
 
 
-# HSET only if the session still exists, then refresh its TTL (atomic: no resurrection after logout).
+# Raise the deadline (never lower it) and refresh the TTL, only if the session still exists: atomic, so no
+# logout is undone and no late writer shortens the session.  Returns the stored deadline, 0 when gone.
 _SLIDE_SCRIPT = """
-if redis.call('EXISTS', KEYS[1]) == 1 then
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+local stored = tonumber(redis.call('HGET', KEYS[1], 'expire_time') or '0') or 0
+local wanted = tonumber(ARGV[1])
+if wanted > stored then
   redis.call('HSET', KEYS[1], 'expire_time', ARGV[1])
-  redis.call('EXPIRE', KEYS[1], ARGV[2])
-  return 1
+  stored = wanted
 end
-return 0
+redis.call('EXPIRE', KEYS[1], ARGV[2])
+return stored
 """
 
 # Refresh-token rotation.  KEYS: the old token's entry, the new token's entry.  ARGV: the session key prefix,

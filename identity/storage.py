@@ -15,10 +15,19 @@ _UNAVAILABLE = (OperationalError, InterfaceError, OSError, asyncio.TimeoutError,
 
 
 @asynccontextmanager
-async def transaction(engine: AsyncEngine, conflict_key: str = "value.taken") -> AsyncIterator[AsyncConnection]:
-    """A connection in a transaction; storage failures become domain errors (nothing half-written)."""
+async def transaction(
+    engine: AsyncEngine, conflict_key: str = "value.taken"
+) -> AsyncIterator[AsyncConnection]:
+    """A connection in a transaction; storage failures become domain errors (nothing half-written).
+
+    On SQLite the transaction takes the write lock at once (``BEGIN IMMEDIATE``): its reads then see the rows
+    its writes change, as ``SELECT ... FOR UPDATE`` gives on PostgreSQL.  (The driver would only begin at the
+    first write, leaving a read-then-write open to a concurrent writer in between.)
+    """
     try:
         async with engine.begin() as conn:
+            if conn.dialect.name == "sqlite":
+                await conn.exec_driver_sql("BEGIN IMMEDIATE")
             yield conn
     except IntegrityError as exc:
         raise Conflict(conflict_key) from exc

@@ -123,8 +123,9 @@ class CookieSessionAuthenticator:
         deadline = int(now) + self._expire
         if deadline - record.expire_time >= self._slide_interval:
             generation = self._cache.generation  # taken before the write: a revocation meanwhile wins
-            if await self._sessions.slide(record, deadline):
-                self._cache.put(digest, replace(record, expire_time=deadline), generation)
+            stored = await self._sessions.slide(record, deadline)
+            if stored is not None:
+                self._cache.put(digest, replace(record, expire_time=stored), generation)
             else:
                 self._cache.invalidate(digest)
                 raise Denied(401, "authz.invalid_session")

@@ -37,7 +37,6 @@ MAX_ID = 2**63 - 1
 TOPIC = "permissions"
 
 
-
 def _record(permission: Permission) -> dict[str, Any]:
     """What an admin activity shows of a permission."""
     return {
@@ -176,7 +175,9 @@ class PermissionAdmin:
     async def _get(conn: AsyncConnection, ident: int) -> Permission:
         row = None
         if 1 <= ident <= MAX_ID:
-            row = (await conn.execute(select(permissions).where(permissions.c.id == ident))).one_or_none()
+            # Locked until the transaction ends: a concurrent change waits, then reads what this one wrote.
+            query = select(permissions).where(permissions.c.id == ident).with_for_update()
+            row = (await conn.execute(query)).one_or_none()
         if row is None:
             raise RecordNotFound(f"{PREFIX}.doesnt_exist")
         return permission_from_row(row)

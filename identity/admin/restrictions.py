@@ -52,7 +52,6 @@ class SavedRestriction:
     revoked_sessions: int = 0
 
 
-
 def _record(restriction: Restriction) -> dict[str, Any]:
     """What an admin activity shows of a restriction."""
     return {
@@ -269,7 +268,9 @@ class RestrictionAdmin:
     async def _get(conn: AsyncConnection, ident: int) -> Restriction:
         row = None
         if 1 <= ident <= MAX_ID:
-            row = (await conn.execute(select(restrictions).where(restrictions.c.id == ident))).one_or_none()
+            # Locked until the transaction ends: a concurrent change waits, then merges onto what this one wrote.
+            query = select(restrictions).where(restrictions.c.id == ident).with_for_update()
+            row = (await conn.execute(query)).one_or_none()
         if row is None:
             raise RecordNotFound(f"{PREFIX}.doesnt_exist")
         return restriction_from_row(row)

@@ -22,6 +22,8 @@ The description (``<name>.yml``) is short to read and write:
   envelope ``{"errors": [...]}``.
 - ``failure: Name``: the error body is that entity instead (the token API's ``{code, message}``); the
   responses' ``keys`` are then its messages.  ``json``: a body taken as JSON only (always required).
+- ``blank_query``: optional query parameters of ``GET`` operations that the service takes as absent when
+  sent blank (``?page=``): ``true`` for all of them, or a list of names; they get ``allowEmptyValue``.
 """
 
 from __future__ import annotations
@@ -77,9 +79,8 @@ def schema_of(spec: Any) -> dict[str, Any]:
         nullable = token.endswith("?")
         token = token.rstrip("?!")
         schema = _type_schema(token)
-        if "$ref" in schema:  # siblings of a $ref are ignored in 3.0: wrap it when it needs any
-            if nullable or description:
-                schema = {"allOf": [schema]}
+        if "$ref" in schema and (nullable or description):  # siblings of a $ref are ignored in 3.0: wrap it
+            schema = {"allOf": [schema]}
         if nullable:
             schema["nullable"] = True
         if description.strip():
@@ -223,7 +224,12 @@ def _operation(method: str, relative: str, spec: dict[str, Any], api: dict[str, 
             f"{method} {relative}: path parameters {sorted(path_specs)} != {sorted(declared)}"
         )
     parameters = _parameters("path", path_specs, force_required=True)
-    parameters += _parameters("query", spec.get("query") or {})
+    query = _parameters("query", spec.get("query") or {})
+    blank = api.get("blank_query") if method == "get" else None
+    for parameter in query:
+        if blank and not parameter.get("required") and (blank is True or parameter["name"] in blank):
+            parameter["allowEmptyValue"] = True
+    parameters += query
     parameters += _parameters("header", spec.get("header") or {})
     parameters += _parameters("cookie", spec.get("cookie") or {})
     if parameters:
@@ -311,6 +317,14 @@ def build(name: str, entities: dict[str, Any] | None = None) -> dict[str, Any]:
         description += (
             f"\n\nEvery path also answers under `{api['alias']}` in place of `{prefix}` (what a gateway that "
             "strips `barong` forwards); the documented paths use the Barong gateway naming."
+        )
+    if api.get("blank_query"):
+        names = (
+            "" if api["blank_query"] is True else " (" + ", ".join(f"`{n}`" for n in api["blank_query"]) + ")"
+        )
+        description += (
+            f"\n\nAn optional query parameter{names} of a `GET` sent blank (`?page=`) is taken as absent "
+            "(`allowEmptyValue`)."
         )
     if api.get("omitted"):
         description += "\n\nEndpoints of Barong 2.6 deliberately not implemented:\n" + "\n".join(

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any
+import concurrent.futures
+import os
+import stat
+import threading
+from pathlib import Path
+from typing import Any, Self
 
 import jwt
 import pytest
 
-from authz.keys import Keyring, SigningKey, generate
+from authz.keys import KEY_FILE_NAME, Keyring, SigningKey, generate, load_or_create
 from authz.settings import Settings
 from authz.upstream import JwksKeys, UpstreamTokenError, verify_token
 from tests.authz.helpers import PRIVATE_PATH, UA, UK_IP, eventually, fast_settings, new_user, open_session
@@ -129,3 +134,43 @@ async def test_every_signer_and_verifier_of_the_app_follows_a_rotation(
     assert [key["kid"] for key in document["keys"]] == [spare.kid]
     with pytest.raises(UpstreamTokenError):
         await verify_token(before, keys, leeway=10**6)
+
+
+def test_a_worker_never_reads_the_data_dir_key_half_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The workers of `authz serve --workers N` on a fresh data dir each generate a key at once and keep the
+    # first one written.  Here the first writer stops half-way, and a second worker starts meanwhile.
+    half_written, go_on = threading.Event(), threading.Event()
+    real_fdopen = os.fdopen
+
+    class PausingFile:
+        def __init__(self, handle: Any) -> None:
+            self.handle = handle
+
+        def __enter__(self) -> Self:
+            return self
+
+        def __exit__(self, *exc: object) -> None:
+            self.handle.close()
+
+        def write(self, blob: bytes) -> None:
+            self.handle.write(blob[:100])
+            self.handle.flush()
+            half_written.set()
+            go_on.wait(10)
+            self.handle.write(blob[100:])
+
+    def fdopen(fd: int, mode: str) -> Any:
+        monkeypatch.setattr("authz.keys.os.fdopen", real_fdopen)  # only the first writer pauses
+        return PausingFile(real_fdopen(fd, mode))
+
+    monkeypatch.setattr("authz.keys.os.fdopen", fdopen)
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        first = pool.submit(load_or_create, "", tmp_path)
+        assert half_written.wait(10)
+        second = load_or_create("", tmp_path)
+        go_on.set()
+        assert first.result(10).kid == second.kid  # one key for every worker
+    assert [path.name for path in tmp_path.iterdir()] == [KEY_FILE_NAME]
+    assert stat.S_IMODE((tmp_path / KEY_FILE_NAME).stat().st_mode) == 0o600

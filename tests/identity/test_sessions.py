@@ -174,12 +174,26 @@ async def test_slide_moves_the_deadline_and_refreshes_the_ttl(
     assert await redis.ttl(f"{namespace}:session:{record.hash}") > EXPIRE
 
 
+async def test_a_late_slide_never_shortens_the_session(
+    store: RedisSessionStore, redis: Redis, namespace: str
+) -> None:
+    _, record = await store.create("ID0000000001", "81.2.69.10", "UA", now=1_000_000)
+    assert await store.slide(record, 1_000_000 + EXPIRE + 300) == 1_000_000 + EXPIRE + 300
+    # A request that took "now" before the one above but reaches Redis after it.
+    await redis.expire(f"{namespace}:session:{record.hash}", 5)
+    assert await store.slide(record, 1_000_000 + EXPIRE + 60) == 1_000_000 + EXPIRE + 300
+    slid = await store.get(record.hash)
+    assert slid is not None and slid.expire_time == 1_000_000 + EXPIRE + 300
+    assert await redis.ttl(f"{namespace}:session:{record.hash}") > EXPIRE
+
+
 async def test_slide_does_not_resurrect_a_destroyed_session(
     store: RedisSessionStore, redis: Redis, namespace: str
 ) -> None:
     _, record = await store.create("ID0000000001", "81.2.69.10", "UA")
     await store.destroy(record.hash, "ID0000000001")
-    await store.slide(record, record.expire_time + 600)  # a request that read the record before the logout
+    # A request that read the record before the logout.
+    assert await store.slide(record, record.expire_time + 600) is None
     assert await store.get(record.hash) is None
     assert not await redis.exists(f"{namespace}:session:{record.hash}")
     assert await store.list_for_user("ID0000000001") == []

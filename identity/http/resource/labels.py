@@ -19,7 +19,7 @@ PREFIX = "resource.label"
 
 
 async def list_labels(request: web.Request, user: User) -> web.Response:
-    ordering = request.query.get("ordering") or "asc"
+    ordering = request.query.get("ordering", "asc")  # blank is invalid, as for the API keys' ordering
     if ordering not in ("asc", "desc"):
         raise ValidationFailed(f"{PREFIX}.invalid_ordering")
     found = await request.app[LABELS].of_user(user, descending=ordering == "desc")

@@ -242,8 +242,8 @@ async def test_revocation_is_idempotent_and_limited_to_the_callers_sessions(
     ).status == 204
     assert (await api.call("sessions", token=other["accessToken"])).status == 200  # untouched
     assert (await api.call("revoke", {"sessionID": "0" * 64}, token=grant["accessToken"])).status == 204
-    for bad in ("abc", "Z" * 64, 12):
-        response = await api.call("revoke", {"sessionID": bad}, token=grant["accessToken"])
+    for bad in ({"sessionID": "abc"}, {"sessionID": "Z" * 64}, {"sessionID": 12}, {"sessionID": None}, {}):
+        response = await api.call("revoke", bad, token=grant["accessToken"])
         assert await error_of(response) == (400, "BAD_PARAMETERS")
     assert (
         await api.call("revoke", {"sessionID": grant["sessionID"]}, token=grant["accessToken"])

@@ -1,0 +1,1 @@
+"""Tests of the OpenAPI documents against the live service."""
