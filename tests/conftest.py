@@ -19,7 +19,6 @@ from typing import Any
 
 import aiohttp
 import pytest
-import redis as redis_sync
 from sqlalchemy import text
 
 from authz.app import build_app
@@ -32,7 +31,7 @@ from identity.migrate import upgrade
 from identity.models import User
 from identity.passwords import hash_password
 from tests.authz.geo_helpers import write_test_mmdb
-from tests.authz.helpers import signing_key_pem
+from tests.authz.helpers import drop_redis_namespace, signing_key_pem
 
 POSTGRES_URL = os.environ.get("AUTHZ_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("AUTHZ_TEST_REDIS_URL", "redis://127.0.0.1:6379/9")
@@ -150,11 +149,7 @@ def settings(tmp_path: Path, database_url: str, redis_url: str, geoip_db: Path) 
         session_cookie_secure=False,
         geoip_db=geoip_db,
     )
-    client = redis_sync.Redis.from_url(redis_url)
-    keys = list(client.scan_iter(f"{namespace}:*", count=1000))
-    if keys:
-        client.delete(*keys)
-    client.close()
+    drop_redis_namespace(redis_url, namespace)
 
 
 @pytest.fixture

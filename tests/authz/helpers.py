@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import jwt
+import redis as redis_sync
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
@@ -276,3 +277,12 @@ def announcer(client: Any) -> Any:
     from authz.app import SERVICES
 
     return client.server.app[SERVICES].changes
+
+
+def drop_redis_namespace(redis_url: str, namespace: str) -> None:
+    """Delete every key of a test's Redis namespace (never FLUSHDB: concurrent runs share the DB)."""
+    client = redis_sync.Redis.from_url(redis_url)
+    keys = list(client.scan_iter(f"{namespace}:*", count=1000))
+    if keys:
+        client.delete(*keys)
+    client.close()

@@ -43,7 +43,6 @@ import aiohttp
 import orjson
 import pyotp
 import pytest
-import redis as redis_sync
 from sqlalchemy import select
 
 from authz.services import Services
@@ -52,7 +51,7 @@ from identity.db import activities, api_keys, create_engine, permissions, users
 from identity.login import otp_context
 from identity.passwords import hash_password
 from identity.totp import STEP
-from tests.authz.helpers import free_port, signing_key_pem
+from tests.authz.helpers import drop_redis_namespace, free_port, signing_key_pem
 from tests.authz.test_serve import clean_environ, cli
 from tests.identity.helpers import cheap_argon2
 
@@ -198,11 +197,7 @@ def environ(tmp_path: Path, database_url: str, redis_url: str) -> Iterator[dict[
         "AUTHZ_LOGIN_MAX_ATTEMPTS_IP": "1000",
         "AUTHZ_LOG_LEVEL": "warning",
     }
-    client = redis_sync.Redis.from_url(redis_url)
-    keys = list(client.scan_iter(f"{namespace}:*", count=1000))
-    if keys:
-        client.delete(*keys)
-    client.close()
+    drop_redis_namespace(redis_url, namespace)
 
 
 @pytest.fixture
