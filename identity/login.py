@@ -8,7 +8,6 @@ verified for unknown e-mails), every login gets a new session id, and failed log
 from __future__ import annotations
 
 import asyncio
-
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass

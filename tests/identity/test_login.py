@@ -19,6 +19,8 @@ import orjson
 import pytest
 
 from identity import passwords, totp
+from identity.activity_log import ClientInfo
+from identity.http.context import IDENTITY
 from identity.sessions import session_hash
 from tests.identity.helpers import (
     CLIENT_IP,
@@ -438,3 +440,36 @@ async def test_throttle_lifts_when_the_window_ends(make_client: Any, make_user: 
     await assert_throttled(await post_login(client, {"email": account.user.email, "password": "x"}), 1)
     await asyncio.sleep(1.1)  # the counter's Redis TTL is the window
     await login(client, account)
+
+
+@SQLITE_ONLY
+async def test_a_login_cancelled_mid_check_gives_its_throttle_slot_back(
+    client: Any, make_user: Any, settings: Any, services: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A request cancelled while its password is checked must not hold an in-flight slot: leaked slots
+    would leave fewer attempts to the account, down to none."""
+    account = await make_user()
+    service = client.server.app[IDENTITY].login
+    checking, release = asyncio.Event(), asyncio.Event()
+    users = service._users  # the repository this login service reads
+    credentials = users.credentials
+
+    async def slow_credentials(email: str) -> Any:
+        checking.set()
+        await release.wait()
+        return await credentials(email)
+
+    monkeypatch.setattr(users, "credentials", slow_credentials)
+    attempt = asyncio.create_task(
+        service.check(account.user.email, "Secret-Passw0rd", None, ClientInfo(CLIENT_IP, UA))
+    )
+    await asyncio.wait_for(checking.wait(), 5)
+    pending = [
+        f"{settings.redis_namespace}:throttle:ip.login:{CLIENT_IP}:pending",
+        f"{settings.redis_namespace}:throttle:user.login:{account.user.email.lower()}:pending",
+    ]
+    assert [await services.redis.get(key) for key in pending] == ["1", "1"]
+    attempt.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await attempt
+    assert [await services.redis.get(key) for key in pending] == ["0", "0"]

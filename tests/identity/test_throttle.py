@@ -94,3 +94,16 @@ async def test_attempts_in_flight_hold_the_failures_left(redis: Redis) -> None:
     assert 295 <= caught.value.retry_after <= 300
     assert await redis.get(f"{ns}:throttle:user.login:a@example.com") == "2"
     assert await redis.get(f"{ns}:throttle:user.login:a@example.com:pending") == "0"
+
+
+async def test_in_flight_slots_expire_from_their_first_attempt(redis: Redis) -> None:
+    """Slots a crashed process held are not kept alive by later attempts: the in-flight counter's TTL runs
+    from its first attempt."""
+    ns = f"t{uuid.uuid4().hex[:10]}"
+    limiter = throttle(redis, ns)
+    pending = f"{ns}:throttle:user.login:a@example.com:pending"
+    await limiter.begin("81.2.69.10", "a@example.com")  # never ended: its process died
+    await redis.expire(pending, 10)  # as if 50 s had passed
+    await limiter.begin("81.2.69.10", "a@example.com")
+    assert await redis.get(pending) == "2"
+    assert 0 < await redis.ttl(pending) <= 10
