@@ -46,6 +46,8 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
+from authz.app import SERVICES
+from identity.invite_codes import SqlInviteCodeRepository
 from identity.openapi import DOCUMENTS
 from identity.openapi.build import METHODS
 from tests.identity.financelime.helpers import DEVICE
@@ -99,7 +101,8 @@ class Credentials:
     cookies: dict[str, str] = field(default_factory=dict)
     #: Headers sent only when the case did not generate its own (a cookie session's user agent, CSRF token).
     defaults: dict[str, str] = field(default_factory=dict)
-    #: The caller's ``email``, ``password`` and ``uid``, for the hand-written cases.
+    #: The caller's ``email``, ``password`` and ``uid`` (and for the token API its ``refresh_token`` and an
+    #: ``invite_code``), for the hand-written cases.
     account: dict[str, str] = field(default_factory=dict)
 
 
@@ -157,8 +160,14 @@ async def token_credentials(api: Any, make_user: Any) -> Credentials:
     }
     response = await api.post("/v1/oauth", json=body, headers=token_api_headers())
     assert response.status == 200, await response.text()
-    token = (await response.json())["accessToken"]
-    return Credentials(headers={"Authorization": f"Bearer {token}"}, account=account_of(account))
+    tokens = await response.json()
+    invite = await SqlInviteCodeRepository(api.server.app[SERVICES].engine).create(
+        max_uses=5, created_by="test"
+    )
+    return Credentials(
+        headers={"Authorization": f"Bearer {tokens['accessToken']}"},
+        account={**account_of(account), "refresh_token": tokens["refreshToken"], "invite_code": invite.code},
+    )
 
 
 ALLOWED = "api/v2/peatio/account/balances"  # every role may GET it (policies/permissions.yml)
@@ -265,6 +274,30 @@ DOCUMENTS_RUN: dict[str, Document] = {
         token_credentials,
         self_ending={("DELETE", "/v1/session"): REVOKE_OWN, ("DELETE", "/v1/session/remove"): REVOKE_OWN},
         explicit={
+            ("POST", "/v1/user"): [
+                lambda me: {
+                    "status": 204,
+                    "headers": {"request-id": "schemathesis"},
+                    "body": {"email": "new@example.com", "inviteCode": me["invite_code"], "language": "en"},
+                    "media_type": JSON,
+                }
+            ],
+            ("PUT", "/v1/user"): [  # a reset link mailed; the password stays until the link is followed
+                lambda me: {
+                    "status": 204,
+                    "headers": {"request-id": "schemathesis"},
+                    "body": {"email": me["email"]},
+                    "media_type": JSON,
+                }
+            ],
+            ("PUT", "/v1/oauth"): [  # the shared access token outlives the rotation: the session stays
+                lambda me: {
+                    "status": 200,
+                    "headers": {"request-id": "schemathesis"},
+                    "body": {"refreshToken": me["refresh_token"]},
+                    "media_type": JSON,
+                }
+            ],
             ("POST", "/v1/oauth"): [
                 lambda me: {
                     "status": 200,
