@@ -179,6 +179,12 @@ def make_client(aiohttp_client: Any, settings: Settings, services: Any, clock: A
     return make
 
 
+@pytest.fixture
+async def api(make_client: Any) -> Any:
+    """A client of the whole app with default settings (no cookie jar: each request says what it sends)."""
+    return await make_client()
+
+
 @dataclass
 class Account:
     user: User

@@ -20,12 +20,6 @@ def _cheap_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
-async def api(make_client: Any) -> Any:
-    """A client of the whole app with default settings (no cookie jar: each request says what it sends)."""
-    return await make_client()
-
-
-@pytest.fixture
 def sign_in(api: Any, make_user: Any, clock: Any) -> Any:
     """``await sign_in(role="admin", **make_user_args)``: a :class:`Caller` holding a bearer JWT minted by the
     decision endpoint (2FA off unless ``otp=True``)."""

@@ -48,11 +48,6 @@ def _cheap_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
     cheap_argon2(monkeypatch)
 
 
-@pytest.fixture
-async def api(make_client: Any) -> Any:
-    return await make_client()
-
-
 async def count(services: Any, table: str) -> int:
     async with services.engine.connect() as conn:
         return int((await conn.execute(text(f"SELECT count(*) FROM {table}"))).scalar_one())

@@ -1,4 +1,5 @@
-"""Fixtures of the resource API tests: cheap password hashing and a cookie-less client of the whole app."""
+"""Fixtures of the resource API tests: cheap password hashing, signed-in members (the cookie-less `api` client
+is tests/conftest.py's)."""
 
 from __future__ import annotations
 
@@ -14,12 +15,6 @@ from tests.resource.helpers import Caller, bearer, jwt_for
 @pytest.fixture(autouse=True)
 def _cheap_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
     cheap_argon2(monkeypatch)
-
-
-@pytest.fixture
-async def api(make_client: Any) -> Any:
-    """A client of the whole app with default settings (no cookie jar: each request says what it sends)."""
-    return await make_client()
 
 
 @pytest.fixture
