@@ -190,10 +190,7 @@ async def revoke_session(request: web.Request) -> web.Response:
     ctx = request.app[FINANCELIME]
     rid = request_id(request)
     uid, own = await _caller(request)
-    body = await json_body(request)
-    if body.get("sessionid") is None:
-        raise MalformedRequest("sessionID.missing")
-    session = text(body, "sessionID").strip() or own
+    session = text(await json_body(request), "sessionID", required=True).strip() or own
     if session is None or not SESSION_ID.fullmatch(session):
         raise MalformedRequest("sessionID.invalid")
     await ctx.tokens.revoke(uid, session)

@@ -49,10 +49,13 @@ async def json_body(request: web.Request) -> dict[str, Any]:
     return {key.lower(): value for key, value in body.items()}
 
 
-def text(body: dict[str, Any], name: str, *, max_length: int = MAX_TEXT) -> str:
-    """Field ``name`` as a string, "" when missing or null; another type or an over-long one is refused."""
+def text(body: dict[str, Any], name: str, *, max_length: int = MAX_TEXT, required: bool = False) -> str:
+    """Field ``name`` as a string, "" when missing or null (refused as ``<name>.missing`` when ``required``:
+    "" must then be sent); another type or an over-long one is refused."""
     value = body.get(name.lower())
     if value is None:
+        if required:
+            raise MalformedRequest(f"{name}.missing")
         return ""
     if not isinstance(value, str) or len(value) > max_length:
         raise MalformedRequest(f"{name}.invalid")
