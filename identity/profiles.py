@@ -170,8 +170,8 @@ class SqlProfileRepository:
     ) -> Profile:
         """Insert the user's profile on ``conn``; :class:`ProfileExists` when the user has one already."""
         now = utcnow()
-        # PostgreSQL: the user's row lock serialises concurrent creations.  SQLite: the insert takes the
-        # database's write lock before the count, which so sees every committed profile.
+        # PostgreSQL: the user's row lock serialises concurrent creations.  SQLite: the transaction holds the
+        # database's write lock from its start, so the count sees every committed profile.
         await conn.execute(select(users.c.id).where(users.c.id == user_id).with_for_update())
         result = await conn.execute(
             profiles.insert().values(user_id=user_id, state=state, created_at=now, updated_at=now, **values)

@@ -102,8 +102,9 @@ class SignupService:
         now = self._now()
         key = new_key()
         async with transaction(self._engine, conflict_key="email.taken") as conn:
-            # A write first: on SQLite it takes the database's write lock, so the checks below and the
-            # insert cannot interleave with another sign-up's.  It also frees the address of an expired one.
+            # Against a concurrent sign-up: on SQLite the transaction holds the write lock from its start; on
+            # PostgreSQL the invite code's row is locked and a pending address is unique.  This frees the
+            # address of an expired sign-up.
             await conn.execute(
                 delete(signups).where(signups.c.email == form.email, signups.c.expires_at <= now)
             )

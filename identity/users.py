@@ -310,8 +310,8 @@ class SqlUserRepository:
     async def lock_in(conn: AsyncConnection, uid: str) -> int | None:
         """The id of user ``uid`` (None if absent), its row locked until ``conn``'s transaction ends.
 
-        On PostgreSQL the row lock serialises changes of one user.  SQLite has no FOR UPDATE, and its driver
-        opens the transaction at the first write: callers write before they read what they recompute.
+        On PostgreSQL the row lock serialises changes of one user.  SQLite has no FOR UPDATE: there a
+        :func:`identity.storage.transaction` holds the database's write lock from its start.
         """
         return await conn.scalar(select(users.c.id).where(users.c.uid == uid).with_for_update())
 
