@@ -19,9 +19,12 @@ COPY authz ./authz
 RUN pip install -e .
 
 USER authz
+# Outside a container the service listens on 127.0.0.1 only; here it must take connections from the network
+# (the gateway), so the first sign-up is not made superadmin: `authz users create --role superadmin` is.
 ENV AUTHZ_DATA_DIR=/var/lib/authz \
     AUTHZ_HOST=0.0.0.0 \
-    AUTHZ_PORT=8080
+    AUTHZ_PORT=8080 \
+    AUTHZ_FIRST_REGISTRATION_SUPERADMIN=false
 VOLUME ["/var/lib/authz"]
 EXPOSE 8080 9191
 HEALTHCHECK --interval=10s --timeout=3s --start-period=20s \

@@ -15,6 +15,7 @@ from authz.blocklogin import revoke_blocked_sessions
 from authz.geoip import GeoIP
 from authz.services import Services
 from authz.settings import ABILITIES_MODEL, Settings
+from authz.superadmin_access import superadmin_reaches_admin_api
 from identity.account_propagation import AccountPropagation
 from identity.account_rules import AccountRules
 from identity.admin.abilities import Abilities
@@ -45,7 +46,7 @@ def admin_services(settings: Settings, services: Services, geoip: GeoIP) -> Admi
         return await revoke_blocked_sessions(services.sessions, restriction, geoip)
 
     return AdminServices(
-        permissions=PermissionAdmin(services.engine, services.changes),
+        permissions=PermissionAdmin(services.engine, services.changes, superadmin_reaches_admin_api),
         restrictions=RestrictionAdmin(
             services.engine,
             services.changes,

@@ -214,7 +214,7 @@ async def _resources(
 
     parts = account_parts(settings, services, mail)
     app[IDENTITY] = identity_context(settings, services, keyring, parts, http, client_info, clock)
-    install_resource_api(app, settings, services, keyring, parts, http, client_info, clock)
+    install_resource_api(app, settings, services, keyring, parts, http, client_info, clock, policy.permits)
     install_admin_api(app, settings, services, admin_services(settings, services, geoip))
     install_token_api(app, settings, services, access_tokens, parts, client_info, clock)
 

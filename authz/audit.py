@@ -16,6 +16,7 @@ from authz.decision import DecisionRequest, Principal
 from identity.activities import SqlActivityRepository
 from identity.activity_log import header_text
 from identity.db import utcnow
+from identity.input_limits import NUL
 from identity.models import Activity
 
 log = logging.getLogger(__name__)
@@ -40,6 +41,8 @@ def admin_activity(
 ) -> Activity:
     params = dict(parse_qsl(request.query_string, keep_blank_values=True))
     target = params.get("uid") or params.get("user_uid")
+    if target and NUL in target:
+        target = None  # no user's uid, and PostgreSQL's text cannot hold it: the whole batch would be lost
     return Activity(
         category="admin",
         topic=admin_topic(request.path, topic),

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import casbin
 
+from authz.canonical import canonical_prefixes
 from authz.settings import PROJECT_ROOT
 from identity.models import Permission
 
@@ -66,15 +67,23 @@ def _prefix_match(path: str, prefix: str) -> bool:
     return path.startswith(prefix)
 
 
-def _policy_line(permission: Permission) -> list[str]:
+def _policy_lines(permission: Permission) -> list[list[str]]:
+    """The row's policy lines: one per canonical prefix of its path (:mod:`authz.canonical`), so a row
+    written as ``api/v2/admin/...`` or ``api/v2/barong/admin/...`` holds for both spellings."""
     effect = EFFECTS.get(permission.action.upper(), _IGNORED_EFFECT)
-    return [permission.role, permission.path, permission.verb, effect, permission.topic or ""]
+    return [
+        [permission.role, prefix, permission.verb, effect, permission.topic or ""]
+        for prefix in canonical_prefixes(permission.path)
+    ]
 
 
 def build_permission_enforcer(
     permissions: Iterable[Permission], model_path: Path | None = None
 ) -> casbin.Enforcer:
     """A Casbin enforcer holding ``permissions`` as policy lines, in ascending id order.
+
+    Paths are held in their canonical form: the enforcer decides canonical request paths
+    (:func:`authz.canonical.canonical_path`).
 
     Rows without an id keep their given order, after the rows that have one.  Identical rows collapse
     into one line (Casbin keeps a rule once); that changes no decision.
@@ -85,7 +94,7 @@ def build_permission_enforcer(
     enforcer.add_function("prefixMatch", _prefix_match)
     ordered = sorted(permissions, key=lambda p: (p.id is None, p.id or 0))
     if ordered:
-        enforcer.add_policies([_policy_line(p) for p in ordered])
+        enforcer.add_policies([line for p in ordered for line in _policy_lines(p)])
     return enforcer
 
 

@@ -12,7 +12,10 @@ from dataclasses import dataclass, field
 
 @dataclass(slots=True)  # not frozen: a frozen dataclass's __init__ costs ~2 µs per request
 class DecisionRequest:
-    """The original request, as forwarded by the proxy: verb, path (no leading slash), headers, client IP."""
+    """The original request, as forwarded by the proxy: verb, path (no leading slash), headers, client IP.
+
+    The pipeline replaces ``path`` with its canonical form (:mod:`authz.canonical`) before any stage reads it.
+    """
 
     method: str
     path: str

@@ -27,6 +27,7 @@ from identity.activity_log import ClientInfo, UserActivityLog
 from identity.api_key_service import ApiKeyService
 from identity.auth0 import Auth0Verifier
 from identity.bearer import BearerVerifier
+from identity.callers import Permits, UpstreamCallers
 from identity.captcha import Captcha
 from identity.data_storage import SqlDataStorageRepository
 from identity.documents import DocumentService, SqlDocumentRepository
@@ -51,6 +52,7 @@ from identity.password_policy import PasswordPolicy
 from identity.phones import PhoneService, RedisPhoneCodes, SqlPhoneRepository
 from identity.profiles import SqlProfileRepository
 from identity.self_service import AccountSelfService
+from identity.send_throttle import Limit, SendThrottle
 from identity.service_accounts import OwnedServiceAccounts
 from identity.signups import SignupService
 from identity.sms import OutboxSmsSender, SmsSender, TwilioSmsSender
@@ -117,6 +119,8 @@ def install_token_api(
             namespace=settings.redis_namespace,
             activity=parts.activity,
             notifier=parts.notifier,
+            confirmations=parts.confirmations,
+            resets=parts.resets,
             rules=parts.rules,
             invite_required=settings.invite_code_required,
             signup_ttl=settings.email_token_expire_time,
@@ -124,8 +128,7 @@ def install_token_api(
             clock=clock,
         ),
         tokens=TokenSessionService(services.sessions, tokens, services.users, app[IDENTITY].login, clock),
-        bearer=app[RESOURCE].bearer,
-        users=services.users,
+        callers=app[RESOURCE].callers,
         client_info=client_info,
         version=package_version(),
         build=build_label(settings.build),
@@ -161,15 +164,31 @@ def mailer(settings: Settings, services: Services, clock: Callable[[], float]) -
 
 @dataclass(frozen=True)
 class AccountParts:
-    """What the identity and resource APIs share: the account rules, the activity log and the mails."""
+    """What the identity, resource and token APIs share: the account rules, the activity log, the mails and
+    the throttles of the mails asked for an address (a limit holds across both APIs)."""
 
     rules: AccountRules
     activity: UserActivityLog
     notifier: Notifier
+    confirmations: SendThrottle
+    resets: SendThrottle
+
+
+def mail_throttle(settings: Settings, services: Services, purpose: str) -> SendThrottle:
+    """The ``email.<purpose>`` limiter of each address, and ``ip.mail``: one budget for a client's mails."""
+    window = settings.mail_requests_window
+    return SendThrottle(
+        services.redis,
+        namespace=settings.redis_namespace,
+        recipient=Limit(f"email.{purpose}", settings.mail_max_requests_address, window),
+        ip=Limit("ip.mail", settings.mail_max_requests_ip, window),
+        error_key="identity.user.too_many_requests",
+    )
 
 
 def account_parts(settings: Settings, services: Services, mailer: Mailer) -> AccountParts:
-    """The rules file (checked at start-up), the user activity log, and the account e-mails with their links."""
+    """The rules file (checked at start-up), the user activity log, and the account e-mails with their links
+    and throttles."""
     return AccountParts(
         rules=AccountRules.load(settings.account_rules_file),
         activity=UserActivityLog(services.activities),
@@ -180,6 +199,8 @@ def account_parts(settings: Settings, services: Services, mailer: Mailer) -> Acc
             reset_token_hours=max(1, settings.reset_token_expire_time // 3600),
             api_url=settings.api_url,
         ),
+        confirmations=mail_throttle(settings, services, "confirmation"),
+        resets=mail_throttle(settings, services, "reset"),
     )
 
 
@@ -232,6 +253,8 @@ def identity_context(
         tokens=tokens,
         whitelinks=RedisWhitelinkTokens(services.redis, settings.redis_namespace),
         notifier=notifier,
+        confirmations=parts.confirmations,
+        resets=parts.resets,
         passwords=PasswordPolicy(settings.password_min_entropy),
         rules=rules,
         changes=services.changes,
@@ -281,14 +304,26 @@ def install_resource_api(
     http: aiohttp.ClientSession,
     client_info: Callable[[web.Request], ClientInfo],
     clock: Callable[[], float],
+    permits: Permits,
 ) -> None:
-    """The resource API's services, each under its area's app key."""
+    """The resource API's services, each under its area's app key.
+
+    ``permits`` is the decision endpoint's permission table (read live, so reloads apply): the resource,
+    admin and token APIs hold their own requests to it, whatever credential the upstream JWT came from.
+    """
     rules = parts.rules
     app[RESOURCE] = ResourceContext(
-        bearer=BearerVerifier(
-            keyring.public_keys,
-            issuer=settings.jwt_issuer,
-            audience=settings.jwt_audience,
+        callers=UpstreamCallers(
+            BearerVerifier(
+                keyring.public_keys,
+                issuer=settings.jwt_issuer,
+                audience=settings.jwt_audience,
+                clock=clock,
+            ),
+            services.users,
+            services.sessions,
+            services.api_keys,
+            permits,
             clock=clock,
         ),
         users=services.users,
@@ -357,6 +392,13 @@ def install_resource_api(
         services.users,
         propagation,
         rules,
+        throttle=SendThrottle(
+            services.redis,
+            namespace=settings.redis_namespace,
+            recipient=Limit("phone.code", settings.sms_max_requests_number, settings.sms_requests_window),
+            ip=Limit("ip.sms", settings.sms_max_requests_ip, settings.sms_requests_window),
+            error_key="resource.phone.too_many_requests",
+        ),
         template=settings.sms_content_template,
         app_name=settings.app_name,
         clock=clock,

@@ -83,7 +83,7 @@ def load_or_create(pem: str, data_dir: Path) -> SigningKey:
         return SigningKey.from_pem(pem)
     path = data_dir / KEY_FILE_NAME
     if not path.exists():
-        data_dir.mkdir(parents=True, exist_ok=True)
+        data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         blob = key.private_bytes(
             serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()

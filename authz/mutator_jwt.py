@@ -1,8 +1,9 @@
 """The id-token mutator: the upstream's ``Authorization: Bearer <RS256 JWT>`` with Barong's claims.
 
 An RSA signature costs ~0.4 ms, more than the rest of a decision, so signed tokens are cached per
-(subject claims, key id) and reused until 90 % of their lifetime has passed (as Oathkeeper does).  A cached
-token is identical for every request of the same subject inside that window, ``jti`` included.
+(principal claims, key id) and reused until 90 % of their lifetime has passed (as Oathkeeper does).  The
+claims name the subject and the credential (``sid``: the session, ``api_kid``: the API key), so a cached
+token is identical for every request of the same session or key inside that window, ``jti`` included.
 """
 
 from __future__ import annotations

@@ -7,8 +7,10 @@ rules:
 ```
 
 Both are plain string prefixes of the request path (no leading slash, no segment awareness); block
-wins over pass.  A missing list is empty.  Unlike Barong, the file is read once (and again when the
-operator reloads it), not on every request, and it is not run through ERB.
+wins over pass.  Prefixes are held in their canonical form (:mod:`authz.canonical`) and matched against
+canonical request paths, so ``api/v2/management`` and ``api/v2/barong/management`` each block both.
+A missing list is empty.  Unlike Barong, the file is read once (and again when the operator reloads it),
+not on every request, and it is not run through ERB.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
+
+from authz.canonical import canonical_prefixes
 
 _LISTS = ("pass", "block")
 
@@ -52,12 +56,20 @@ def _prefixes(name: str, value: Any, problems: list[str]) -> tuple[str, ...]:
     return tuple(prefixes)
 
 
+def _canonical(prefixes: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(c for prefix in prefixes for c in canonical_prefixes(prefix)))
+
+
 @dataclass(frozen=True, slots=True)
 class PathRules:
-    """Path prefixes answered without credentials (pass) or always refused (block)."""
+    """Path prefixes answered without credentials (pass) or always refused (block), in canonical form."""
 
     pass_prefixes: tuple[str, ...] = ()
     block_prefixes: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "pass_prefixes", _canonical(self.pass_prefixes))
+        object.__setattr__(self, "block_prefixes", _canonical(self.block_prefixes))
 
     @classmethod
     def load(cls, path: Path) -> PathRules:
@@ -90,7 +102,7 @@ class PathRules:
         return cls(pass_prefixes=pass_prefixes, block_prefixes=block_prefixes)
 
     def classify(self, path: str) -> Literal["block", "pass"] | None:
-        """``"block"`` or ``"pass"`` when a rule covers ``path`` (block wins), else ``None``."""
+        """``"block"`` or ``"pass"`` when a rule covers the canonical ``path`` (block wins), else ``None``."""
         if path.startswith(self.block_prefixes):
             return "block"
         if path.startswith(self.pass_prefixes):

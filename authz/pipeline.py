@@ -11,6 +11,7 @@ import logging
 from collections.abc import Sequence
 
 from authz.audit import ActivityRecorder, admin_activity
+from authz.canonical import canonical_path
 from authz.authn.base import NOT_MINE, Authenticator
 from authz.decision import UNAVAILABLE, Allow, Decision, DecisionRequest, Denied, Deny, Principal
 from authz.geoip import GeoIP, GeoLocation
@@ -21,27 +22,45 @@ from identity.errors import StorageUnavailable
 
 log = logging.getLogger(__name__)
 
+# Both sets hold canonical paths (authz.canonical): the request path is canonical when they are read.
 #: Requests to these paths skip restrictions (whitelink consumption must work from a restricted address).
-RESTRICTION_EXEMPT_PATHS = frozenset({"api/v2/barong/identity/users/access", "api/v2/identity/users/access"})
-#: Blocklogin restrictions refuse only logins (decisions.md: not logout, not other requests).
+RESTRICTION_EXEMPT_PATHS = frozenset({"api/v2/barong/identity/users/access"})
+#: Every POST that signs in with a credential (password, Auth0 ID token): blocklogin restrictions refuse
+#: these only (decisions.md: not logout, not other requests).  The token API's refresh (PUT v1/oauth)
+#: continues a session that a login opened; it is not a login.
 LOGIN_PATHS = frozenset(
-    {"api/v2/barong/identity/sessions", "api/v2/identity/sessions", "v1/oauth", "v1/oauth/create"}
+    {
+        "api/v2/barong/identity/sessions",
+        "api/v2/barong/identity/sessions/auth0",
+        "v1/oauth",
+        "v1/oauth/create",
+    }
 )
 
 DENY_BLOCKED = Deny(401, "authz.permission_denied")
 DENY_PERMISSION = Deny(401, "authz.invalid_permission")
 DENY_BAD_PATH = Deny(400, "authz.invalid_path")
+DENY_METHOD_OVERRIDE = Deny(400, "authz.invalid_method_override")
+#: Headers with which a client asks the upstream to serve another verb than the one decided on: Rack's
+#: MethodOverride (Barong's and Peatio's stack) honours the first on POST, other frameworks the others.
+METHOD_OVERRIDE_HEADERS = ("X-HTTP-Method-Override", "X-HTTP-Method", "X-Method-Override")
 PASS = Allow(reason="pass_rule")
 
 
 def valid_path(path: str) -> bool:
-    """Refuse paths whose meaning changes under normalisation (dot or empty segments, NUL, backslashes).
+    """Refuse paths whose meaning changes under normalisation (dot or empty segments, NUL, backslashes,
+    ``;`` path parameters).
 
     Prefix rules compare strings, so ``api/v2/barong/public/../admin`` would otherwise pass as public, and
     ``api/v2//barong/management`` (or ``api/v2/barong/admin//permissions``) would dodge a block or DROP
-    rule while the upstream merges the slashes (Barong's router squeezes them before deciding).
+    rule while the upstream merges the slashes (Barong's router squeezes them before deciding).  Servlet
+    containers (Tomcat, Jetty, Spring) drop ``;…`` from each segment before routing, so
+    ``api/v2/peatio/public/..;/management`` would reach the management API: a ``;`` is refused outright
+    (no path the service or Barong's upstreams serve has one), decoded or not.  A ``%`` left after the
+    one decoding every reader applies came from a double encoding (``%252e%252e``), which an upstream that
+    decodes twice would turn into dot segments: refused too.
     """
-    if "\x00" in path or "\\" in path or "//" in path or path.startswith("/"):
+    if "\x00" in path or "\\" in path or "//" in path or ";" in path or "%" in path or path.startswith("/"):
         return False
     if "." not in path:
         return True
@@ -73,8 +92,14 @@ class DecisionPipeline:
         self._geoip = geoip
 
     async def decide(self, request: DecisionRequest) -> Decision:
+        """The decision for ``request``; its path is replaced by its canonical form (authz.canonical)."""
         if not valid_path(request.path):
             return DENY_BAD_PATH
+        headers = request.headers
+        for name in METHOD_OVERRIDE_HEADERS:
+            if name in headers:
+                return DENY_METHOD_OVERRIDE
+        request.path = canonical_path(request.path)
         try:
             self._check_restrictions(request)
             rule = self._rules.classify(request.path)

@@ -11,6 +11,7 @@ import asyncio
 import logging
 
 from authz.authorizer import CompiledPermissions, build_permission_enforcer
+from authz.canonical import canonical_path
 from authz.restrictions import CompiledRestrictions, build_restriction_enforcer
 from identity.permissions import SqlPermissionRepository
 from identity.restrictions import SqlRestrictionRepository
@@ -35,6 +36,11 @@ class PolicyState:
         self._dirty: set[str] = set()
         self._wake = asyncio.Event()
         self._stopped = False
+
+    def permits(self, role: str, method: str, path: str) -> bool:
+        """The current table's verdict on ``role`` calling ``method path`` (no leading slash, either
+        spelling): the check the service's own APIs make of their own requests, as the decision does."""
+        return self.permissions.decide(role, method, canonical_path(path)).allowed
 
     async def reload_permissions(self) -> None:
         async with self._lock:

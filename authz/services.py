@@ -60,7 +60,7 @@ class Services:
 
     @classmethod
     def open(cls, settings: Settings, redis_url: str) -> Services:
-        Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
+        Path(settings.data_dir).mkdir(mode=0o700, parents=True, exist_ok=True)  # as authz.bootstrap.migrate
         engine = create_engine(async_database_url(settings.database_url), timeout=settings.database_timeout)
         redis = open_redis(redis_url, settings)
         box = SecretBox(encryption_key(settings))

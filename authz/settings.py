@@ -18,15 +18,11 @@ from typing import Any
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
-#: Loopback, private and unique-local ranges: the proxies trusted by default (Rails' list, as Barong).
-DEFAULT_TRUSTED_PROXIES = (
-    "127.0.0.0/8",
-    "::1/128",
-    "10.0.0.0/8",
-    "172.16.0.0/12",
-    "192.168.0.0/16",
-    "fc00::/7",
-)
+#: The proxies trusted by default: loopback only, i.e. a proxy on the same host.  Not Rails' list (Barong's),
+#: which adds every private range: any client inside one (an office, a VPC, a compose network) could then
+#: write the address that restrictions, the login throttle and session pinning see.  A proxy elsewhere is
+#: named in ``AUTHZ_TRUSTED_PROXIES``, as narrowly as its addresses allow.
+DEFAULT_TRUSTED_PROXIES = ("127.0.0.0/8", "::1/128")
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -113,6 +109,10 @@ class Settings:
     mail_sender: str = "Barong <noreply@barong.local>"
     mail_max_attempts: int = 8  # delivery attempts before a message is given up (and logged)
     mail_retry_delay: float = 5.0  # seconds before the first retry; doubles at each attempt
+    # Requests that mail an address the caller names (sign-ups, confirmation and reset mails), before 429:
+    mail_max_requests_address: int = 5  # per address per window, for confirmations and for resets apart
+    mail_max_requests_ip: int = 20  # per client IP per window, every such request together
+    mail_requests_window: int = 3600  # seconds
 
     # --- resource API (the signed-in user's account, 2FA, API keys, profile data) ---------------------
     api_data_masking: bool = True  # mask last names, birth dates, phone and document numbers in entities
@@ -120,6 +120,9 @@ class Settings:
     sms_content_template: str = "Your verification code for {app_name}: {code}"
     phone_code_expire_time: int = 600  # seconds a phone verification code stays valid
     phone_code_resend_interval: int = 60  # seconds before another code may be sent to the same number
+    sms_max_requests_number: int = 5  # code requests per phone number per window (any user's) before 429
+    sms_max_requests_ip: int = 10  # code requests per client IP per window before 429
+    sms_requests_window: int = 3600  # seconds
     twilio_url: str = "https://api.twilio.com"  # base URL of Twilio's REST API
     twilio_account_sid: str = ""
     twilio_auth_token: str = ""
@@ -135,7 +138,7 @@ class Settings:
     api_url: str = "http://localhost:8080"  # base of the links mailed by /v1/user (/u/{key}, /p/{key})
     build: str = ""  # GET /v1/version "build"; empty: the git commit of the checkout, if there is one
 
-    host: str = "0.0.0.0"
+    host: str = "127.0.0.1"  # loopback unless the operator opens it (the image does): see README, Quick start
     port: int = 8080
     grpc_port: int = 0  # Envoy's gRPC ext_authz (Authorization/Check) beside the HTTP port; 0: not served
     workers: int = 1
@@ -455,11 +458,17 @@ _VARIABLES: tuple[tuple[str, str, Callable[[str], Any], bool], ...] = (
     ("AUTHZ_MAIL_SENDER", "mail_sender", _mail_address, False),
     ("AUTHZ_MAIL_MAX_ATTEMPTS", "mail_max_attempts", _positive_int, False),
     ("AUTHZ_MAIL_RETRY_DELAY", "mail_retry_delay", _positive_float, False),
+    ("AUTHZ_MAIL_MAX_REQUESTS_ADDRESS", "mail_max_requests_address", _positive_int, False),
+    ("AUTHZ_MAIL_MAX_REQUESTS_IP", "mail_max_requests_ip", _positive_int, False),
+    ("AUTHZ_MAIL_REQUESTS_WINDOW", "mail_requests_window", _positive_int, False),
     ("AUTHZ_API_DATA_MASKING", "api_data_masking", _bool, False),
     ("AUTHZ_SMS_SENDER", "sms_sender", _choice("outbox", "twilio"), False),
     ("AUTHZ_SMS_CONTENT_TEMPLATE", "sms_content_template", _sms_template, False),
     ("AUTHZ_PHONE_CODE_EXPIRE_TIME", "phone_code_expire_time", _positive_int, False),
     ("AUTHZ_PHONE_CODE_RESEND_INTERVAL", "phone_code_resend_interval", _non_negative_int, False),
+    ("AUTHZ_SMS_MAX_REQUESTS_NUMBER", "sms_max_requests_number", _positive_int, False),
+    ("AUTHZ_SMS_MAX_REQUESTS_IP", "sms_max_requests_ip", _positive_int, False),
+    ("AUTHZ_SMS_REQUESTS_WINDOW", "sms_requests_window", _positive_int, False),
     ("AUTHZ_TWILIO_URL", "twilio_url", _http_url, False),
     ("AUTHZ_TWILIO_ACCOUNT_SID", "twilio_account_sid", _text, False),
     ("AUTHZ_TWILIO_AUTH_TOKEN", "twilio_auth_token", _text, True),

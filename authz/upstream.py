@@ -3,7 +3,8 @@
 The gateway puts ``Authorization: Bearer <JWT>`` on every request it lets through; an upstream trusts the
 caller only through that token.  This module checks it as the sidecar mints it: RS256 only, a key of the
 sidecar's JWKS (``GET /.well-known/jwks.json``) chosen by ``kid``, ``sub == "session"``, the configured
-issuer and audience, ``exp`` and ``iat`` with a small leeway, ``jti`` and ``uid`` present.
+issuer and audience, ``exp``, ``iat`` and ``nbf`` with a small leeway (numbers only, by the rule the sidecar's
+own verifiers apply: :mod:`identity.time_claims`), ``jti`` and ``uid`` present.
 
 Keys are fetched with aiohttp and cached; a token with an unknown ``kid`` (the sidecar rotated its key)
 refetches the JWKS, at most once per ``min_refresh_interval`` so that forged kids cannot hammer the sidecar.
@@ -26,6 +27,8 @@ from typing import Any
 import aiohttp
 import jwt
 from aiohttp import web
+
+from identity.time_claims import TimeClaimError, check_time_claims
 
 REQUIRED_CLAIMS = ("exp", "iat", "sub", "iss", "aud", "jti", "uid")
 CLAIMS = web.RequestKey("authz_jwt_claims", dict[str, Any])
@@ -134,16 +137,22 @@ async def verify_token(
         raise UpstreamTokenError("not an RS256 token with a kid")
     key = await keys.get(kid)
     try:
+        # PyJWT's own time checks take whatever int() takes ("9999999999", true): ours, below, take numbers.
         claims: dict[str, Any] = jwt.decode(
             token,
             key.key,
             algorithms=["RS256"],
             audience=audience,
             issuer=issuer,
-            leeway=leeway,
-            options={"require": list(REQUIRED_CLAIMS)},
+            options={
+                "require": list(REQUIRED_CLAIMS),
+                "verify_exp": False,
+                "verify_iat": False,
+                "verify_nbf": False,
+            },
         )
-    except jwt.PyJWTError as exc:
+        check_time_claims(claims, now=time.time(), leeway=leeway)
+    except (jwt.PyJWTError, TimeClaimError) as exc:
         raise UpstreamTokenError(str(exc)) from exc
     if claims["sub"] != "session" or not isinstance(claims["uid"], str):
         raise UpstreamTokenError("not a session token")

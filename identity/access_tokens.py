@@ -23,6 +23,7 @@ import jwt
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey, RSAPublicKey
 
 from identity.errors import AccessTokenRejected
+from identity.time_claims import TimeClaimError, check_time_claims
 
 TOKEN_TYPE = "at+jwt"
 SUBJECT = "access"
@@ -128,14 +129,14 @@ class AccessTokens:
             raise AccessTokenRejected() from None
         if "aud" in claims or claims.get("sub") != SUBJECT:
             raise AccessTokenRejected()
-        uid, session, exp, iat = claims.get("uid"), claims.get("sid"), claims.get("exp"), claims.get("iat")
+        uid, session = claims.get("uid"), claims.get("sid")
         if not (isinstance(uid, str) and uid and isinstance(session, str) and session):
             raise AccessTokenRejected()
-        if not isinstance(exp, (int, float)) or not isinstance(iat, (int, float)):
-            raise AccessTokenRejected()
-        if iat > self._clock() + self._leeway:
-            raise AccessTokenRejected()
-        return AccessClaims(uid=uid, session=session, expires_at=float(exp))
+        try:
+            check_time_claims(claims, now=self._clock(), leeway=self._leeway)
+        except TimeClaimError:
+            raise AccessTokenRejected() from None
+        return AccessClaims(uid=uid, session=session, expires_at=float(claims["exp"]))
 
 
 def bearer_token(authorization: str | None) -> str | None:

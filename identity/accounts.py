@@ -22,6 +22,7 @@ from identity.password_policy import PasswordPolicy
 from identity.passwords import hash_password_off_loop
 from identity.permissions import SqlPermissionRepository
 from identity.restrictions import SqlRestrictionRepository, validate_restriction
+from identity.send_throttle import SendThrottle
 from identity.sessions import RedisSessionStore
 from identity.tokens import CONFIRMATION, RESET, AccountTokens
 from identity.user_fields import validate_new_user
@@ -55,6 +56,8 @@ class AccountService:
         tokens: AccountTokens,
         whitelinks: RedisWhitelinkTokens,
         notifier: Notifier,
+        confirmations: SendThrottle,
+        resets: SendThrottle,
         passwords: PasswordPolicy,
         rules: AccountRules,
         changes: ChangePublisher,
@@ -71,6 +74,8 @@ class AccountService:
         self._tokens = tokens
         self._whitelinks = whitelinks
         self._notifier = notifier
+        self._confirmations = confirmations
+        self._resets = resets
         self._passwords = passwords
         self._rules = rules
         self._changes = changes
@@ -81,7 +86,8 @@ class AccountService:
     async def sign_up(
         self, form: SignUpForm, client: ClientInfo, previous_session_id: str | None
     ) -> LoginResult:
-        """Create an account and open its first session (§4.1)."""
+        """Create an account and open its first session (§4.1); its confirmation mail counts against the
+        address's and the client's confirmation limits (:class:`identity.errors.TooManyRequests`)."""
         referral_id = await self._referrer_id(form.refid)
         fields, problems = validate_new_user(
             form.email, form.password, form.username, form.data, self._passwords
@@ -92,6 +98,7 @@ class AccountService:
             problems.append("role.doesnt_exist")
         if problems or fields is None:
             raise ValidationFailed(problems)
+        await self._confirmations.admit(fields.email, client.ip)
         user, promoted = await self._users.sign_up(
             email=fields.email,
             password_digest=await hash_password_off_loop(fields.password),
@@ -116,8 +123,12 @@ class AccountService:
             raise ValidationFailed("identity.user.referral_doesnt_exist")
         return referrer.id
 
-    async def request_confirmation(self, email: str) -> None:
-        """Mail a new confirmation link; unknown and already active accounts are silently ignored (§4.4)."""
+    async def request_confirmation(self, email: str, client: ClientInfo) -> None:
+        """Mail a new confirmation link; unknown and already active accounts are silently ignored (§4.4).
+
+        Every request counts against the confirmation limits, whether or not it mails anything.
+        """
+        await self._confirmations.admit(email, client.ip)
         user = await self._users.get_by_email(email)
         if user is None or user.state == "active":
             return
@@ -144,7 +155,11 @@ class AccountService:
         return await self._login.open(confirmed, client, previous_session_id)
 
     async def request_reset(self, email: str, client: ClientInfo) -> None:
-        """Mail a password reset link; unknown e-mails are silently ignored (§4.5)."""
+        """Mail a password reset link; unknown e-mails are silently ignored (§4.5).
+
+        Every request counts against the reset limits, whether or not it mails anything.
+        """
+        await self._resets.admit(email, client.ip)
         user = await self._users.get_by_email(email)
         if user is None:
             return

@@ -3,7 +3,8 @@
 The resource and admin APIs sit behind the gateway like any upstream: they trust a request only through
 the RS256 token the decision endpoint put on it, checked as Peatio-style verifiers do (barong-behavior.md
 §1.3): signature by one of our public keys (chosen by ``kid``), ``sub == "session"``, the configured
-issuer and audience, ``exp``/``iat`` against the service clock, and the presence of ``jti`` and ``uid``.
+issuer and audience, ``exp``/``iat``/``nbf`` against the service clock (:mod:`identity.time_claims`), and
+the presence of ``jti`` and ``uid``.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import jwt
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 
 from identity.errors import BearerRejected
+from identity.time_claims import TimeClaimError, check_time_claims
 
 REQUIRED_CLAIMS = ("exp", "iat", "sub", "iss", "aud", "jti", "uid")
 
@@ -65,9 +67,8 @@ class BearerVerifier:
         now = self._clock()
         if claims.get("sub") != "session" or not isinstance(claims.get("uid"), str):
             raise BearerRejected()
-        exp, iat = claims.get("exp"), claims.get("iat")
-        if not isinstance(exp, (int, float)) or not isinstance(iat, (int, float)):
-            raise BearerRejected()
-        if exp <= now - self._leeway or iat > now + self._leeway:
-            raise BearerRejected()
+        try:
+            check_time_claims(claims, now=now, leeway=self._leeway)
+        except TimeClaimError:
+            raise BearerRejected() from None
         return claims

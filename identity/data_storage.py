@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from identity.db import data_storages, utcnow
 from identity.errors import ValidationFailed
+from identity.input_limits import too_deep
 from identity.models import DataStorage
 from identity.storage import reading, transaction
 
@@ -35,10 +36,13 @@ def validate_data_storage(title: str, data: Any) -> tuple[str, str]:
         problems.append("data.too_long")
     else:
         try:
-            if not isinstance(orjson.loads(data), dict):
-                problems.append("data.invalid_format")
+            parsed = orjson.loads(data)
         except orjson.JSONDecodeError:
+            parsed = None
+        if not isinstance(parsed, dict):
             problems.append("data.invalid_format")
+        elif too_deep(parsed):
+            problems.append("data.too_deep")
     if problems:
         raise ValidationFailed(problems)
     return title, data

@@ -7,6 +7,8 @@ objects here are what the repositories query.  SQLite (aiosqlite) is the embedde
 
 from __future__ import annotations
 
+import contextlib
+import os
 from datetime import UTC, datetime
 
 from sqlalchemy import (
@@ -23,6 +25,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     event,
+    make_url,
 )
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
@@ -251,6 +254,7 @@ signups = Table(
 def create_engine(url: str, *, timeout: float = 3.0) -> AsyncEngine:
     """An async engine for a ``sqlite+aiosqlite`` or ``postgresql+asyncpg`` URL."""
     if url.startswith("sqlite"):
+        _create_owner_only(url)
         engine = create_async_engine(url, connect_args={"timeout": timeout})
 
         @event.listens_for(engine.sync_engine, "connect")
@@ -270,6 +274,23 @@ def create_engine(url: str, *, timeout: float = 3.0) -> AsyncEngine:
         pool_timeout=timeout,
         connect_args={"timeout": timeout, "command_timeout": timeout * 2},
     )
+
+
+def _create_owner_only(url: str) -> None:
+    """Create the SQLite database file of ``url``, empty and mode 0600, unless it exists already.
+
+    SQLite would create it under the umask (0644 with the usual one: password hashes readable by every local
+    user), and it gives the ``-wal`` and ``-shm`` files the database file's mode: made here first, all three
+    are the service user's only.  An existing file keeps the mode its operator gave it; a missing directory
+    is left for SQLite to report.
+    """
+    parsed = make_url(url)
+    database = parsed.database
+    if not database or database == ":memory:" or "uri" in parsed.query:
+        return
+    with contextlib.suppress(FileExistsError, FileNotFoundError):
+        os.close(os.open(database, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+
 
 signing_keys = Table(
     "signing_keys",

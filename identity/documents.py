@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from identity.db import documents, users, utcnow
 from identity.errors import BadRequest, RecordNotFound, ValidationFailed
+from identity.input_limits import too_deep
 from identity.models import Document
 from identity.storage import reading, transaction
 from identity.uploads import StagedFile, UploadStore
@@ -107,8 +108,8 @@ def document_draft(fields: Mapping[str, Any], *, files: int, today: date) -> Doc
     elif not _DOC_NUMBER.fullmatch(doc_number):
         problems.append("doc_number.invalid")
     metadata = _text(fields, "metadata")
-    if metadata is not None and not _is_json_object(metadata):
-        problems.append("metadata.invalid_format")
+    if metadata is not None:
+        problems.extend(_metadata_problems(metadata))
     identificator = _text(fields, "identificator")
     if identificator is not None and len(identificator) > 255:
         problems.append("identificator.too_long")
@@ -146,11 +147,15 @@ def address_draft(fields: Mapping[str, Any], *, files: int) -> DocumentDraft:
     )
 
 
-def _is_json_object(text: str) -> bool:
+def _metadata_problems(text: str) -> list[str]:
+    """``metadata`` must be a JSON object within the input limits' depth."""
     try:
-        return isinstance(json.loads(text), dict)
-    except ValueError:
-        return False
+        parsed = json.loads(text)
+    except (ValueError, RecursionError):  # the C parser recurses: thousands of levels are a RecursionError
+        return ["metadata.invalid_format"]
+    if not isinstance(parsed, dict):
+        return ["metadata.invalid_format"]
+    return ["metadata.too_deep"] if too_deep(parsed) else []
 
 
 def _document(row: Row[Any]) -> Document:

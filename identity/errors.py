@@ -29,6 +29,15 @@ class ValidationFailed(IdentityError):
         self.keys = keys or [self.key]
 
 
+class LastSuperadminAccess(ValidationFailed):
+    """A permission change after which no superadmin could reach the admin API's permissions to undo it."""
+
+    key = "admin.permission.last_superadmin_access"
+
+    def __init__(self) -> None:
+        super().__init__(self.key)
+
+
 class InvalidCredentials(IdentityError):
     """Unknown e-mail or wrong password (the two are not told apart)."""
 
@@ -56,14 +65,27 @@ class InvalidOtp(IdentityError):
     key = "identity.session.invalid_otp"
 
 
-class TooManyAttempts(IdentityError):
+class RateLimited(IdentityError):
+    """A throttle refused the request; it may be made again in ``retry_after`` seconds."""
+
+    def __init__(self, key: str | None = None, *, retry_after: int) -> None:
+        super().__init__(key)
+        self.retry_after = max(1, int(retry_after))
+
+
+class TooManyAttempts(RateLimited):
     """Too many failed logins from this address or for this account."""
 
     key = "identity.session.too_many_attempts"
 
     def __init__(self, retry_after: int) -> None:
-        super().__init__()
-        self.retry_after = max(1, int(retry_after))
+        super().__init__(retry_after=retry_after)
+
+
+class TooManyRequests(RateLimited):
+    """Too many requests to mail or text one recipient, or from one client IP."""
+
+    key = "identity.too_many_requests"
 
 
 class SessionNotFound(IdentityError):
@@ -160,6 +182,12 @@ class AbilityDenied(IdentityError):
     """The caller's role lacks the admin ability an endpoint needs (barong-behavior.md §8.1)."""
 
     key = "admin.ability.not_permitted"
+
+
+class RequestNotPermitted(IdentityError):
+    """The permission table refuses the caller's role this request to the own APIs (the gateway's key)."""
+
+    key = "authz.invalid_permission"
 
 
 class BadRequest(IdentityError):

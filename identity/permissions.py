@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import Row, delete, select
+from sqlalchemy import Row, delete, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from identity.db import permissions, utcnow
@@ -50,6 +50,18 @@ class SqlPermissionRepository:
     async def has_role_in(conn: AsyncConnection, role: str) -> bool:
         """:meth:`has_role`, read on ``conn`` (inside the caller's transaction)."""
         return await conn.scalar(select(permissions.c.id).where(permissions.c.role == role).limit(1)) is not None
+
+    @staticmethod
+    async def locked_rows_in(conn: AsyncConnection) -> list[Permission]:
+        """Every permission in id order, read on ``conn`` with the table locked against other writers until
+        the caller's transaction ends (on SQLite its transaction holds the write lock from the start).
+
+        For a change that must judge the whole table: a row lock would not stop a concurrent insert.
+        """
+        if conn.dialect.name == "postgresql":
+            await conn.execute(text("LOCK TABLE permissions IN SHARE ROW EXCLUSIVE MODE"))
+        rows = (await conn.execute(select(permissions).order_by(permissions.c.id))).all()
+        return [permission_from_row(row) for row in rows]
 
     async def list_all(self) -> list[Permission]:
         async with reading(self._engine) as conn:

@@ -24,11 +24,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from identity.account_propagation import AccountPropagation
 from identity.account_rules import AccountRules, level_for
+from identity.activity_log import ClientInfo
 from identity.db import phones, users, utcnow
 from identity.errors import BadRequest, RecordNotFound, ValidationFailed
 from identity.labels import SqlLabelRepository, SqlLevelRepository
 from identity.models import Phone, User
 from identity.redis_errors import redis_guard
+from identity.send_throttle import SendThrottle
 from identity.sms import SmsSender
 from identity.storage import reading, transaction
 from identity.users import SqlUserRepository
@@ -270,11 +272,13 @@ class PhoneService:
         propagation: AccountPropagation,
         rules: AccountRules,
         *,
+        throttle: SendThrottle,
         template: str,
         app_name: str,
         clock: Callable[[], float],
     ) -> None:
         self._phones = phones
+        self._throttle = throttle
         self._codes = codes
         self._sender = sender
         self._users = users
@@ -294,26 +298,29 @@ class PhoneService:
             raise BadRequest(NUMBER_EXIST)
         return number, region
 
-    async def add(self, user: User, raw: str) -> Phone:
+    async def add(self, user: User, raw: str, client: ClientInfo) -> Phone:
         """Add an unverified phone and send it a code (400 ``exists`` when the user has the number)."""
         number, region = await self._usable_number(raw)
         if await self._phones.find(user.id, number) is not None:
             raise BadRequest(EXISTS)
-        await self._send_code(user, number)
+        await self._send_code(user, number, client)
         try:
             return await self._phones.add(user.id, number, region)
         except BaseException:
             await self._codes.forget(user.id, number)
             raise
 
-    async def send_code(self, user: User, raw: str) -> None:
+    async def send_code(self, user: User, raw: str, client: ClientInfo) -> None:
         """A new code for one of the user's unverified phones (404 ``doesnt_exist`` for another number)."""
         number, _ = await self._usable_number(raw)
         if await self._phones.find(user.id, number) is None:
             raise RecordNotFound(DOESNT_EXIST)
-        await self._send_code(user, number)
+        await self._send_code(user, number, client)
 
-    async def _send_code(self, user: User, number: str) -> None:
+    async def _send_code(self, user: User, number: str, client: ClientInfo) -> None:
+        """Send a code: within the number's and the client's limits (``TooManyRequests``), and the resend
+        interval of this user and number (422 ``exceeded_resend_limit``)."""
+        await self._throttle.admit(number, client.ip)
         if not await self._codes.claim_send(user.id, number):
             raise ValidationFailed(RESEND_TOO_EARLY)
         code = f"{secrets.randbelow(10**6):06d}"

@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from identity.db import profiles, users, utcnow
 from identity.errors import ValidationFailed
+from identity.input_limits import too_deep
 from identity.models import Profile
 from identity.storage import reading, transaction
 
@@ -111,7 +112,9 @@ def _field_problems(name: str, text: str, today: date, prefix: str) -> list[str]
             parsed = orjson.loads(text)
         except orjson.JSONDecodeError:
             return ["metadata.invalid_format"]
-        return [] if isinstance(parsed, dict) else ["metadata.invalid_format"]
+        if not isinstance(parsed, dict):
+            return ["metadata.invalid_format"]
+        return ["metadata.too_deep"] if too_deep(parsed) else []
     if name == "country":
         return [] if text.upper() in COUNTRIES else ["country.invalid"]
     return [f"{name}.too_long"] if len(text) > MAX_LENGTH[name] else []

@@ -36,7 +36,7 @@ def parse_key(text: str) -> bytes:
 def load_or_create_key(path: Path) -> bytes:
     """Read the key file at ``path``, creating it (mode 0600) with a fresh key if absent."""
     if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as handle:
             handle.write(base64.b64encode(AESGCM.generate_key(bit_length=256)).decode() + "\n")

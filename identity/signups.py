@@ -31,6 +31,7 @@ from identity.models import User
 from identity.notifications import Notifier
 from identity.passwords import generate_password, hash_password_off_loop
 from identity.redis_errors import redis_guard
+from identity.send_throttle import SendThrottle
 from identity.sessions import RedisSessionStore
 from identity.storage import reading, transaction
 from identity.users import SqlUserRepository
@@ -71,6 +72,8 @@ class SignupService:
         namespace: str,
         activity: UserActivityLog,
         notifier: Notifier,
+        confirmations: SendThrottle,
+        resets: SendThrottle,
         rules: AccountRules,
         invite_required: bool,
         signup_ttl: int,
@@ -84,6 +87,8 @@ class SignupService:
         self._ns = namespace
         self._activity = activity
         self._notifier = notifier
+        self._confirmations = confirmations
+        self._resets = resets
         self._rules = rules
         self.invite_required = invite_required
         self._signup_ttl = signup_ttl
@@ -97,8 +102,10 @@ class SignupService:
         """Hold the sign-up until its link is confirmed, and mail the link.
 
         The e-mail must belong to no account and to no pending sign-up; a given invite code must exist and
-        have a use left (:class:`identity.errors.InviteNotFound`, ``InviteExhausted``).
+        have a use left (:class:`identity.errors.InviteNotFound`, ``InviteExhausted``).  Every request counts
+        against the confirmation limits of the address and the client (``TooManyRequests``).
         """
+        await self._confirmations.admit(form.email, client.ip)
         now = self._now()
         key = new_key()
         async with transaction(self._engine, conflict_key="email.taken") as conn:
@@ -183,8 +190,10 @@ class SignupService:
     async def request_reset(self, email: str, client: ClientInfo) -> None:
         """Mail a password reset link to the account of ``email`` (:class:`RecordNotFound` if none).
 
-        Only the newest link of an account works: a new request voids the one before.
+        Only the newest link of an account works: a new request voids the one before.  Every request counts
+        against the reset limits, whether or not the address has an account.
         """
+        await self._resets.admit(email, client.ip)
         user = await self._users.get_by_email(email)
         if user is None:
             raise RecordNotFound()

@@ -12,6 +12,7 @@ from typing import Any
 
 import orjson
 
+from identity.input_limits import too_deep
 from identity.password_policy import PasswordPolicy
 
 # RFC 5322's dot-atom local part and a dotted host name of LDH labels: strict enough to refuse what
@@ -46,9 +47,11 @@ def data_text(value: Any) -> tuple[str | None, list[str]]:
     if len(value) > MAX_DATA:
         return None, ["data.too_long"]
     try:
-        orjson.loads(value)
+        parsed = orjson.loads(value)
     except orjson.JSONDecodeError:
         return None, ["data.invalid_format"]
+    if too_deep(parsed):
+        return None, ["data.too_deep"]
     return value, []
 
 

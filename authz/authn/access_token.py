@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import replace
 
 from authz.authn.base import NOT_MINE, SubjectDirectory, _NotMine, cached_session, user_principal
 from authz.decision import DecisionRequest, Denied, Principal
 from authz.snapshots import SnapshotCache
 from identity.access_tokens import AccessTokens
+from identity.callers import SESSION_CLAIM
 from identity.errors import AccessTokenRejected
 from identity.models import User
 from identity.sessions import RedisSessionStore, SessionRecord
@@ -69,5 +69,4 @@ class AccessTokenAuthenticator:
             raise Denied(401, "authz.invalid_session")
         if not user.usable:
             raise Denied(401, "authz.user_not_active")
-        principal = user_principal(user, self.id)
-        return replace(principal, claims=(*principal.claims, ("sid", claims.session)))
+        return user_principal(user, self.id, (SESSION_CLAIM, claims.session))

@@ -26,6 +26,7 @@ from authz.decision import DecisionRequest, Denied, Principal
 from authz.nonce_ledger import NonceLedger
 from authz.snapshots import MISSING, SnapshotCache
 from identity.api_keys import SqlApiKeyRepository
+from identity.callers import API_KEY_CLAIM
 from identity.models import SERVICE_ACCOUNT_HOLDER, USER_HOLDER, ApiKey, ServiceAccount, User
 
 KID_HEADER = "X-Auth-Apikey"
@@ -130,10 +131,10 @@ class ApiKeyAuthenticator:
             owner = await self._subjects.by_id(account.owner_id)
             if owner is None or not owner.usable:
                 raise Denied(401, "authz.invalid_session")
-            return service_account_principal(account, self.id)
+            return service_account_principal(account, self.id, (API_KEY_CLAIM, key.kid))
         holder = await self._subjects.by_id(key.holder_id) if key.holder_type == USER_HOLDER else None
         if holder is None or not holder.usable:
             raise Denied(401, "authz.invalid_session")
         if not holder.otp:
             raise Denied(401, "authz.disabled_2fa")
-        return user_principal(holder, self.id)
+        return user_principal(holder, self.id, (API_KEY_CLAIM, key.kid))

@@ -38,29 +38,35 @@ def _principal(
     role: str,
     user_id: int | None,
     authenticator: str,
+    credential: tuple[str, str] | None,
     **claims: object,
 ) -> Principal:
-    """A principal with the subject claims Barong puts in the upstream JWT, in their fixed order."""
+    """A principal with the subject claims Barong puts in the upstream JWT, in their fixed order, then the
+    ``credential`` claim, if any."""
     order = ("uid", "username", "email", "referral_id", "role", "level", "state")
     values = {"uid": uid, "role": role, **claims}
+    subject = tuple((name, values.get(name)) for name in order)
     return Principal(
         kind=kind,
         uid=uid,
         role=role,
         user_id=user_id,
-        claims=tuple((name, values.get(name)) for name in order),
+        claims=subject if credential is None else (*subject, credential),
         authenticator=authenticator,
     )
 
 
-def user_principal(user: User, authenticator: str) -> Principal:
-    """The principal of a user, with the subject claims Barong puts in the upstream JWT."""
+def user_principal(user: User, authenticator: str, credential: tuple[str, str] | None = None) -> Principal:
+    """The principal of a user, with the subject claims Barong puts in the upstream JWT and the claim of
+    the credential it authenticated with: ``(SESSION_CLAIM, hash)`` or ``(API_KEY_CLAIM, kid)``
+    (:mod:`identity.callers`: the service's own APIs refuse a token whose credential has ended)."""
     return _principal(
         "user",
         user.uid,
         user.role,
         user.id,
         authenticator,
+        credential,
         username=user.username,
         email=user.email,
         referral_id=user.referral_id,
@@ -69,7 +75,9 @@ def user_principal(user: User, authenticator: str) -> Principal:
     )
 
 
-def service_account_principal(account: ServiceAccount, authenticator: str) -> Principal:
+def service_account_principal(
+    account: ServiceAccount, authenticator: str, credential: tuple[str, str] | None = None
+) -> Principal:
     """The principal of a service account: the user claims' shape, without username and referrer."""
     return _principal(
         "service_account",
@@ -77,6 +85,7 @@ def service_account_principal(account: ServiceAccount, authenticator: str) -> Pr
         account.role,
         None,
         authenticator,
+        credential,
         email=account.email,
         level=account.level,
         state=account.state,

@@ -13,10 +13,13 @@ from authz.authn.base import SubjectDirectory, _NotMine, cached_session, user_pr
 from authz.decision import DecisionRequest, Denied, Principal
 from authz.snapshots import SnapshotCache
 from identity.activity_log import header_text
+from identity.callers import SESSION_CLAIM
 from identity.models import User
 from identity.sessions import COOKIE, RedisSessionStore, SessionRecord, session_hash
 
-CSRF_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE", "TRACE"})
+#: The only verbs a cookie alone may send, spelt exactly so.  An allow-list: any other verb (WebDAV's
+#: PROPPATCH or MKCOL, CONNECT, TRACE, a custom or lower-case token a reader passes on) needs the token.
+CSRF_EXEMPT_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 @lru_cache(maxsize=65536)
@@ -95,7 +98,7 @@ class CookieSessionAuthenticator:
         digest = session_hash(session_id) if session_id else None
         record = await self._record(digest) if digest else None
 
-        if self._csrf and request.method in CSRF_METHODS:
+        if self._csrf and request.method not in CSRF_EXEMPT_METHODS:
             token = request.headers.get("X-CSRF-Token")
             if not token:
                 raise Denied(401, "authz.missing_csrf_token")
@@ -132,4 +135,5 @@ class CookieSessionAuthenticator:
 
         if not user.usable:
             raise Denied(401, "authz.user_not_active")
-        return user_principal(user, self.id)
+        # The session's hash as ``sid``: the service's own APIs refuse the JWT once the session ends.
+        return user_principal(user, self.id, (SESSION_CLAIM, digest))

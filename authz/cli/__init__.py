@@ -40,7 +40,8 @@ from authz.cli.policies import (
     cmd_restrictions_whitelink,
 )
 from authz.settings import Settings, SettingsError, load_settings
-from identity.errors import IdentityError
+from authz.superadmin_access import EXPLANATION as LOCKOUT_EXPLANATION
+from identity.errors import IdentityError, LastSuperadminAccess
 from identity.models import API_KEY_ALGORITHMS
 from identity.permissions_file import PermissionsFileError
 
@@ -71,7 +72,7 @@ def parser() -> argparse.ArgumentParser:
     sub = root.add_subparsers(dest="command", required=True)
 
     serve = sub.add_parser("serve", help="run the service (migrates and seeds first)")
-    serve.add_argument("--host")
+    serve.add_argument("--host", help="address to listen on (default: AUTHZ_HOST, else 127.0.0.1)")
     serve.add_argument("--port", type=int)
     serve.add_argument("--workers", type=int)
     serve.set_defaults(func=cmd_serve)
@@ -196,6 +197,9 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except PermissionsFileError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except LastSuperadminAccess as exc:
+        print(f"error: {exc.keys[0]}: {LOCKOUT_EXPLANATION}", file=sys.stderr)
         return 1
     except IdentityError as exc:
         print(f"error: {', '.join(exc.keys)}", file=sys.stderr)

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from authz.admin_api import AdminServices
-from authz.cli.common import CommandError, announce, every, given, with_admin, with_services
+from authz.cli.common import CommandError, every, given, with_admin, with_services
 from authz.services import Services
 from authz.settings import Settings
 from identity.admin.actor import Actor
@@ -26,31 +26,12 @@ def cmd_permissions_import(settings: Settings, args: argparse.Namespace) -> int:
     except UnicodeDecodeError:
         raise CommandError(f"cannot read {path}: not UTF-8 text") from None
 
-    async def body(services: Services) -> int:
-        if args.replace:
-            added = await services.permissions.add_many(_new(perms, set()), replace=True)
-        else:
-            stored = {_identity(p) for p in await services.permissions.list_all()}
-            added = await services.permissions.add_many(_new(perms, stored))
-        await announce(services, services.changes.permissions_changed)
+    async def body(admin: AdminServices) -> int:
+        added = await admin.permissions.import_rows(perms, replace_all=args.replace)
         print(f"{'replaced with' if args.replace else 'added'} {added} permission(s)")
         return 0
 
-    return with_services(settings, body)
-
-
-def _identity(p: Permission) -> tuple[str, str, str, str, str | None]:
-    return (p.role, p.verb, p.path, p.action, p.topic)
-
-
-def _new(perms: list[Permission], stored: set[tuple[str, str, str, str, str | None]]) -> list[Permission]:
-    """``perms`` without the rows already ``stored`` and without repeats (importing twice adds nothing)."""
-    fresh = []
-    for perm in perms:
-        if _identity(perm) not in stored:
-            stored.add(_identity(perm))
-            fresh.append(perm)
-    return fresh
+    return with_admin(settings, body)
 
 
 def cmd_permissions_export(settings: Settings, _args: argparse.Namespace) -> int:

@@ -11,6 +11,7 @@ import orjson
 from aiohttp import web
 
 from identity import errors
+from identity.http.params import enforce_url_input_limits
 
 log = logging.getLogger(__name__)
 
@@ -26,13 +27,14 @@ STATUS: dict[type[errors.IdentityError], int] = {
     errors.RecordNotFound: 404,
     errors.Conflict: 422,
     errors.AlreadyExists: 409,
-    errors.TooManyAttempts: 429,
+    errors.RateLimited: 429,
     errors.StorageUnavailable: 503,
     errors.CaptchaMissing: 400,
     errors.CaptchaRejected: 422,
     errors.Auth0Rejected: 401,
     errors.BearerRejected: 401,
     errors.AbilityDenied: 401,
+    errors.RequestNotPermitted: 401,
     errors.AccessTokenRejected: 401,
     errors.RefreshTokenRejected: 404,
     errors.BadRefreshToken: 400,
@@ -77,15 +79,19 @@ def _wrapper(
     http: Callable[[int], web.Response],
 ) -> Handler:
     """``handler`` with its errors turned into responses: domain errors by ``domain``, aiohttp's non-JSON
-    HTTP errors by ``http`` (their status), anything unexpected logged and answered as a 500."""
+    HTTP errors by ``http`` (their status), anything unexpected logged and answered as a 500.
+
+    The path's and query string's parameters pass the input limits first, here, so that no handler reading
+    ``match_info`` or ``query`` itself can forget them."""
 
     @functools.wraps(handler)
     async def handle(request: web.Request) -> web.StreamResponse:
         try:
+            enforce_url_input_limits(request)
             return await handler(request)
         except errors.IdentityError as exc:
             headers = (
-                {"Retry-After": str(exc.retry_after)} if isinstance(exc, errors.TooManyAttempts) else None
+                {"Retry-After": str(exc.retry_after)} if isinstance(exc, errors.RateLimited) else None
             )
             return domain(exc, headers)
         except web.HTTPException as exc:
@@ -126,10 +132,12 @@ FINANCELIME: dict[type[errors.IdentityError], tuple[int, str]] = {
     errors.RefreshTokenRejected: (404, "USER_NOT_FOUND"),
     errors.AccessTokenRejected: (401, "401 Unauthorized"),
     errors.BearerRejected: (401, "401 Unauthorized"),
+    errors.RequestNotPermitted: (401, "401 Unauthorized"),
     errors.AccountNotUsable: (403, "USER_NOT_ACTIVE"),
     errors.OtpRequired: (401, "OTP_REQUIRED"),
     errors.InvalidOtp: (403, "INVALID_OTP"),
     errors.TooManyAttempts: (429, "TOO_MANY_ATTEMPTS"),
+    errors.TooManyRequests: (429, "TOO_MANY_REQUESTS"),
     errors.StorageUnavailable: (503, "SERVICE_UNAVAILABLE"),
 }
 _HTTP_MESSAGES = {

@@ -35,6 +35,7 @@ from yarl import URL
 
 from authz.decision import CookieHeader, Decision, DecisionRequest, Deny
 from authz.http.envoy import deny_body
+from authz.http.nginx import DENY_BAD_METHOD, METHOD
 from authz.http.state import STATE, AppState
 from authz.metrics import TALLY
 from authz.pipeline import DENY_BAD_PATH
@@ -133,7 +134,13 @@ class ExtAuthzService(AuthorizationServicer):
         http = request.attributes.request.http
         source = request.attributes.source.address.socket_address.address
         query = decision_request(http, source, peer_address(context.peer() or ""), self._state)
-        decision = DENY_BAD_PATH if query is None else await self._state.pipeline.decide(query)
+        if query is None:
+            decision: Decision = DENY_BAD_PATH
+        elif not METHOD.fullmatch(query.method):
+            # Permission rows and the CSRF rule name upper-case verbs; ``get`` would dodge a GET DROP row.
+            decision = DENY_BAD_METHOD
+        else:
+            decision = await self._state.pipeline.decide(query)
         result = "deny" if isinstance(decision, Deny) else "allow"
         TALLY.record(result, decision.reason, time.perf_counter() - started)
         return check_response(decision)

@@ -38,7 +38,8 @@ STRIP_HEADER = "X-Authz-Strip-Authorization"
 DENY_BAD_METHOD = Deny(400, "authz.invalid_original_method")
 DENY_BAD_URI = Deny(400, "authz.invalid_original_uri")
 
-_METHOD = re.compile(r"[A-Z]{1,20}")  # an HTTP token as nginx accepts methods: upper-case letters only
+#: An HTTP method as nginx accepts one: upper-case letters only (the gRPC reader holds Envoy's to it too).
+METHOD = re.compile(r"[A-Z]{1,20}")
 _ERROR_KEY = re.compile(r"authz\.[a-z0-9_.]{1,100}")
 _STRIP = {STRIP_HEADER: "true"}
 
@@ -70,7 +71,7 @@ async def decide(request: web.Request) -> web.Response:
 
 async def _decide(request: web.Request) -> Decision:
     method = request.headers.get("X-Original-Method", "")
-    if not _METHOD.fullmatch(method):
+    if not METHOD.fullmatch(method):
         return DENY_BAD_METHOD
     target = request.headers.get("X-Original-URI", "")
     if not target.startswith("/") or any(c in target for c in " \r\n\t#"):

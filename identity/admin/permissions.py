@@ -8,10 +8,16 @@ it is refused (``admin.permissions.invalid_path``) where Barong stored it.
 
 Each change is written in one transaction with the admin activity recording it, then announced, so that
 every running instance reloads its permissions within a second.
+
+A change after which no superadmin could reach the admin API's permissions, where one could before, is
+refused (``admin.permission.last_superadmin_access``): one click in the console could otherwise lock every
+superadmin out.  Whether a table lets them is the decision's own answer, given by the composition root
+(``authz/superadmin_access.py``); the change is judged against the whole table, locked until it is written.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -23,10 +29,10 @@ from identity.admin.actor import Actor
 from identity.admin.inputs import choice, integer_param, text_param
 from identity.changes import ChangePublisher
 from identity.db import permissions, utcnow
-from identity.errors import RecordNotFound, ValidationFailed
+from identity.errors import LastSuperadminAccess, RecordNotFound, ValidationFailed
 from identity.models import ACTIONS, VERBS, Permission
 from identity.paging import Page
-from identity.permissions import SqlPermissionRepository, permission_from_row
+from identity.permissions import SqlPermissionRepository, permission_from_row, permission_rows
 from identity.storage import reading, transaction
 
 PREFIX = "admin.permission"
@@ -35,6 +41,9 @@ FIELDS = ("role", "verb", "path", "action", "topic")
 MAX_LENGTH = {"role": 64, "path": 255, "topic": 64}
 MAX_ID = 2**63 - 1
 TOPIC = "permissions"
+
+#: Whether a permissions table (its rows in table order) lets a superadmin reach the admin API's permissions.
+AdminReach = Callable[[Sequence[Permission]], bool]
 
 
 def _record(permission: Permission) -> dict[str, Any]:
@@ -89,12 +98,21 @@ def permission_id(value: Any, problems: list[str]) -> int | None:
     return integer_param({"id": value}, "id", PREFIX, problems, required=True)
 
 
-class PermissionAdmin:
-    """Lists, creates, updates and deletes permissions; every change recorded and announced."""
+def _row_key(p: Permission) -> tuple[str, str, str, str, str | None]:
+    """What makes two permissions the same rule (an import adds a rule once)."""
+    return (p.role, p.verb, p.path, p.action, p.topic)
 
-    def __init__(self, engine: AsyncEngine, changes: ChangePublisher) -> None:
+
+class PermissionAdmin:
+    """Lists, creates, updates and deletes permissions; every change recorded and announced.
+
+    ``reaches_admin_api`` answers for a proposed table; a change that turns it from yes to no is refused.
+    """
+
+    def __init__(self, engine: AsyncEngine, changes: ChangePublisher, reaches_admin_api: AdminReach) -> None:
         self._engine = engine
         self._changes = changes
+        self._reaches_admin_api = reaches_admin_api
 
     async def list(self, page: Page) -> tuple[list[Permission], int]:
         """One page of the permissions in id order, and how many there are."""
@@ -112,7 +130,11 @@ class PermissionAdmin:
             raise ValidationFailed(problems)
         now = utcnow()
         async with transaction(self._engine) as conn:
+            current = await SqlPermissionRepository.locked_rows_in(conn)
             await self._check_role(conn, str(fields["role"]))
+            role, verb, path, action = (str(fields[name]) for name in FIELDS[:4])
+            created_row = Permission(role, verb, path, action, fields.get("topic"))
+            self._refuse_lockout(current, [*current, created_row])
             row = (
                 await conn.execute(
                     permissions.insert()
@@ -138,11 +160,14 @@ class PermissionAdmin:
             raise ValidationFailed(problems)
         assert ident is not None
         async with transaction(self._engine) as conn:
+            current = await SqlPermissionRepository.locked_rows_in(conn)
             before = await self._get(conn, ident)
             if not fields:
                 return before
             if "role" in fields and fields["role"] != before.role:
                 await self._check_role(conn, str(fields["role"]))
+            changed = [replace(p, **fields) if p.id == ident else p for p in current]  # type: ignore[arg-type]
+            self._refuse_lockout(current, changed)
             now = utcnow()
             await conn.execute(
                 update(permissions).where(permissions.c.id == ident).values(**fields, updated_at=now)
@@ -163,13 +188,44 @@ class PermissionAdmin:
             raise ValidationFailed(problems)
         assert ident is not None
         async with transaction(self._engine) as conn:
+            current = await SqlPermissionRepository.locked_rows_in(conn)
             before = await self._get(conn, ident)
+            self._refuse_lockout(current, [p for p in current if p.id != ident])
             await conn.execute(delete(permissions).where(permissions.c.id == ident))
             await SqlActivityRepository.add_in(
                 conn, [actor.activity(TOPIC, "delete", data={"before": _record(before)})]
             )
         await self._changes.permissions_changed()
         return before
+
+    async def import_rows(self, perms: Sequence[Permission], *, replace_all: bool) -> int:
+        """Add the rows of ``perms`` not stored yet (each once), or with ``replace_all`` make them the whole
+        table; returns how many were written.
+
+        ``authz permissions import``: announced like every change, and refused like them when it would lock
+        every superadmin out; not recorded as an admin activity (a file loaded, not an admin's edit).
+        """
+        async with transaction(self._engine) as conn:
+            current = await SqlPermissionRepository.locked_rows_in(conn)
+            stored = set() if replace_all else {_row_key(p) for p in current}
+            fresh = []
+            for perm in perms:
+                if _row_key(perm) not in stored:
+                    stored.add(_row_key(perm))
+                    fresh.append(perm)
+            self._refuse_lockout(current, fresh if replace_all else [*current, *fresh])
+            if replace_all:
+                await conn.execute(delete(permissions))
+            if fresh:
+                await conn.execute(permissions.insert(), permission_rows(fresh))
+        await self._changes.permissions_changed()
+        return len(fresh)
+
+    def _refuse_lockout(self, current: Sequence[Permission], proposed: Sequence[Permission]) -> None:
+        """Refuse ``proposed`` when it keeps every superadmin from the admin API's permissions and ``current``
+        did not.  A table that already keeps them out (a policy without superadmins) takes any change."""
+        if not self._reaches_admin_api(proposed) and self._reaches_admin_api(current):
+            raise LastSuperadminAccess()
 
     @staticmethod
     async def _get(conn: AsyncConnection, ident: int) -> Permission:

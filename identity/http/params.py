@@ -1,7 +1,14 @@
-"""Reading request parameters from a JSON or form body (Grape accepts both), with Barong's error keys."""
+"""Reading request parameters from a JSON or form body (Grape accepts both), with Barong's error keys.
+
+Every parameter meets the input limits (``identity/input_limits.py``) here, whichever part of the request
+carries it: the path's and the query string's before the handler runs (:func:`enforce_url_input_limits`,
+called by the error mapping that wraps every API handler), the body's as it is read.
+"""
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable
 from typing import Any
 
 import orjson
@@ -9,6 +16,30 @@ from aiohttp import web
 from aiohttp.http_exceptions import BadHttpMessage
 
 from identity.errors import MalformedRequest, ValidationFailed
+from identity.input_limits import MAX_JSON_DEPTH, NUL, value_problem
+
+#: A parameter name the error key may repeat (``first_name.invalid_characters``); any other is ``request``.
+_KEY_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,63}")
+
+
+def enforce_input_limits(params: Iterable[tuple[str, Any]]) -> None:
+    """Refuse the first parameter holding a NUL (in its name, or in any string or key of its value) or
+    nesting JSON too deep: ``400 <name>.invalid_characters`` or ``400 <name>.too_deep`` (``request.…``
+    for a name not fit to be repeated in a key).
+
+    ``params``: ``(name, value)`` pairs; the body holding them is the first of the levels a value may nest.
+    """
+    for name, value in params:
+        problem = "invalid_characters" if NUL in name else value_problem(value, MAX_JSON_DEPTH - 1)
+        if problem is not None:
+            area = name if _KEY_NAME.fullmatch(name) else "request"
+            raise MalformedRequest(f"{area}.{problem}")
+
+
+def enforce_url_input_limits(request: web.Request) -> None:
+    """:func:`enforce_input_limits` for the path's parameters and every pair of the query string."""
+    enforce_input_limits(request.match_info.items())
+    enforce_input_limits(request.query.items())
 
 
 async def read_params(request: web.Request) -> dict[str, Any]:
@@ -41,6 +72,7 @@ async def read_params(request: web.Request) -> dict[str, Any]:
         raise MalformedRequest("request.invalid_encoding") from None
     except (ValueError, BadHttpMessage):  # aiohttp's form parser: no or bad boundary, bad part headers
         raise MalformedRequest("request.malformed") from None
+    enforce_input_limits(params.items())
     return params
 
 

@@ -32,7 +32,7 @@ async def generate_email_code(request: web.Request) -> web.Response:
     params = await read_params(request)
     (email,) = required_strings(params, PREFIX, "email")
     await ctx.captcha.verify("email_confirmation", captcha_response(params, PREFIX))
-    await ctx.accounts.request_confirmation(email)
+    await ctx.accounts.request_confirmation(email, ctx.client_info(request))
     return json_response({}, 201)
 
 

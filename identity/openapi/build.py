@@ -9,9 +9,11 @@ The description (``<name>.yml``) is short to read and write:
   be both).
 - ``prefix`` (paths are written relative to it), ``alias`` (the same paths without ``barong``),
   ``security: bearer`` (operations need the bearer JWT unless marked ``public: true``), ``omitted`` (seed
-  endpoints deliberately left out), ``defaults`` (responses added to every operation: ``all``, ``bearer``
-  for protected ones, ``body`` for those with a request body; an operation's ``skip_defaults`` lists
-  the groups that do not apply to it).
+  endpoints deliberately left out), ``defaults`` (responses added to operations: ``input`` and ``all``
+  to every one (``input``: what the input layer refuses in any parameter), ``bearer`` for protected ones,
+  ``body`` for those with a request body; an operation's ``skip_defaults`` lists the groups that do not
+  apply to it).  Groups giving the same code are merged (both descriptions, both keys); an operation's
+  own response of a code replaces the defaults' one.
 - Parameters and properties as ``"<type>[!|?] <description>"``: ``!`` required, ``?`` nullable; types
   ``string integer number boolean object date date-time binary``, ``[T]`` arrays, ``Name`` an entity of
   ``entities.yml``.  A mapping is an OpenAPI schema (``ref: Name`` stands for the ``$ref``).
@@ -206,6 +208,15 @@ def _response(code: str, spec: Any, keys_default: str, failure: str | None = Non
     return response
 
 
+def _merged(first: Any, second: Any) -> dict[str, Any]:
+    """One response of two default groups giving the same code: both descriptions, both lists of keys."""
+    one, two = ({"description": s} if isinstance(s, str) else s for s in (first, second))
+    keys = list(one.get("keys") or [])
+    keys += [key for key in two.get("keys") or [] if key not in keys]
+    merged = {**one, **two, "description": f"{one['description']}; {two['description']}"}
+    return {**merged, "keys": keys} if keys else merged
+
+
 def _operation(method: str, relative: str, spec: dict[str, Any], api: dict[str, Any]) -> dict[str, Any]:
     area = api["area"]
     spec = dict(spec)
@@ -269,12 +280,16 @@ def _operation(method: str, relative: str, spec: dict[str, Any], api: dict[str, 
     responses: dict[str, Any] = {}
     codes: dict[str, Any] = {str(code): value for code, value in (spec.get("responses") or {}).items()}
     defaults = api.get("defaults") or {}
-    groups = ["all"] + (["bearer"] if protected else []) + (["body"] if has_body else [])
+    groups = ["input", "all"] + (["bearer"] if protected else []) + (["body"] if has_body else [])
+    added: dict[str, Any] = {}
     for group in groups:
         if group in (spec.get("skip_defaults") or ()):
             continue
         for code, value in (defaults.get(group) or {}).items():
-            codes.setdefault(str(code), value)
+            code = str(code)
+            added[code] = _merged(added[code], value) if code in added else value
+    for code, value in added.items():
+        codes.setdefault(code, value)
     if not codes:
         raise DescriptionError(f"{method} {relative}: no responses")
     for code in sorted(codes, key=lambda c: (c == "default", c)):

@@ -4,7 +4,8 @@ The table ``ROUTES`` gives the ability each admin endpoint needs (barong-behavio
 deliberate differences: ``POST /profiles`` needs ``create Profile``, every endpoint but ``/abilities`` checks
 one).  The app's registered routes are compared with it, so a new route cannot go unchecked; then every
 role of ``policies/abilities.yml``, ``member`` and a role without any permission call every route, and
-exactly the roles without the ability are refused.
+exactly the roles without the ability are refused, after the roles that the permission table
+(``policies/permissions.yml``) refuses the request, as the gateway would have.
 """
 
 from __future__ import annotations
@@ -16,17 +17,20 @@ import pytest
 import yaml
 
 from authz.app import build_app
+from authz.authorizer import build_permission_enforcer, reference_decide
+from authz.canonical import canonical_path
 from authz.settings import ABILITIES_MODEL, SettingsError, load_settings
 from identity.admin.abilities import ACTIONS, SUBJECTS, Abilities, AbilitiesFileError, parse_abilities
 from identity.errors import AbilityDenied
-from tests.admin.conftest import ADMIN, ADMIN_ALIAS
+from identity.permissions_file import parse_permissions
+from tests.admin.conftest import ADMIN, ADMIN_ALIAS, GHOST
 from tests.identity.helpers import login, with_cookie
 
-ABILITIES_FILE = Path(__file__).resolve().parents[2] / "policies" / "abilities.yml"
+POLICIES = Path(__file__).resolve().parents[2] / "policies"
+ABILITIES_FILE = POLICIES / "abilities.yml"
 PREFIXES = (ADMIN, ADMIN_ALIAS)
 NOT_PERMITTED = {"errors": ["admin.ability.not_permitted"]}
-#: A role that no file or permission knows.
-GHOST = "ghost"
+INVALID_PERMISSION = {"errors": ["authz.invalid_permission"]}
 
 #: (method, path under the admin prefix) → the (action, subject) it needs; None: any signed-in user.
 ROUTES: dict[tuple[str, str], tuple[str, str] | None] = {
@@ -120,48 +124,85 @@ def test_every_role_is_refused_something_but_superadmin() -> None:
 # --- every route, every role ------------------------------------------------------------------------------
 
 
-async def test_every_admin_route_refuses_exactly_the_roles_without_its_ability(
-    api: Any, sign_in: Any, make_user: Any, services: Any
+def shipped_permits() -> Any:
+    """``permits(role, method, path)`` of the shipped permission table, decided by Casbin alone."""
+    path = POLICIES / "permissions.yml"
+    enforcer = build_permission_enforcer(parse_permissions(path.read_text(), source=str(path)))
+
+    def permits(role: str, method: str, url: str) -> bool:
+        return reference_decide(enforcer, role, method, canonical_path(url.lstrip("/"))).allowed
+
+    return permits
+
+
+def everything_permitted(role: str, method: str, url: str) -> bool:
+    """The verdict of the table :func:`tests.admin.conftest.open_table` installs."""
+    return True
+
+
+@pytest.mark.parametrize("permissions", ["shipped", "open"])
+async def test_every_admin_route_refuses_exactly_the_roles_without_its_permission_then_its_ability(
+    api: Any, sign_in: Any, make_user: Any, services: Any, open_table: Any, permissions: str
 ) -> None:
+    """Under the shipped table, and under one that lets every role through (the abilities alone decide)."""
     table = file_table()
     callers = {role: await sign_in(role) for role in [*table, "member"]}
     ghost = await sign_in("member")  # a JWT first (a role without permissions gets none), then the role
     assert await services.users.update(ghost.user.uid, role=GHOST) is not None
     callers[GHOST] = ghost
-    # The decision endpoint itself gives a role without permissions no JWT at all.
-    nobody = await make_user(role=GHOST)
-    cookie, _ = await login(api, nobody)
-    refused = await api.get(f"/api/v2/auth{ADMIN}/abilities", headers=with_cookie(cookie))
-    assert refused.status == 401 and "Authorization" not in refused.headers
+    if permissions == "shipped":
+        permits = shipped_permits()
+        # The decision endpoint itself gives a role without permissions no JWT at all.
+        nobody = await make_user(role=GHOST)
+        cookie, _ = await login(api, nobody)
+        refused = await api.get(f"/api/v2/auth{ADMIN}/abilities", headers=with_cookie(cookie))
+        assert refused.status == 401 and "Authorization" not in refused.headers
+    else:
+        await open_table(api)
+        permits = everything_permitted
 
     mismatches = []
     for (method, path), ability in ROUTES.items():
         for role, caller in callers.items():
-            allowed = may(table.get(role, {}), ability)
             for prefix in PREFIXES:
                 url = prefix + path.replace("{uid}", "ID0000000000")
+                expected = (
+                    INVALID_PERMISSION
+                    if not permits(role, method, url)
+                    else None if may(table.get(role, {}), ability) else NOT_PERMITTED
+                )
                 response = await api.request(method, url, headers=caller.headers)
                 body = await response.json()
-                denied = response.status == 401 and body == NOT_PERMITTED
-                if denied == allowed or response.status >= 500:
+                refusal = response.status == 401 and body in (INVALID_PERMISSION, NOT_PERMITTED)
+                denied = body if refusal else None
+                if denied != expected or response.status >= 500:
                     mismatches.append((method, url, role, response.status, body))
     assert mismatches == []
 
 
-async def test_a_refused_change_changes_nothing(api: Any, sign_in: Any, services: Any) -> None:
-    technical = await sign_in("technical")  # may read users, may not touch permissions or roles
+@pytest.mark.parametrize(
+    ("permissions", "refusal"), [("shipped", INVALID_PERMISSION), ("open", NOT_PERMITTED)]
+)
+async def test_a_refused_change_changes_nothing(
+    api: Any, sign_in: Any, services: Any, open_table: Any, permissions: str, refusal: dict[str, Any]
+) -> None:
+    """Refused by the table (technical reads the admin API only) or by the abilities (technical may read
+    users, may not touch permissions or roles)."""
+    technical = await sign_in("technical")
+    if permissions == "open":
+        await open_table(api)
     before = await services.permissions.list_all()
     response = await api.post(
         f"{ADMIN}/permissions",
         json={"role": "member", "verb": "GET", "path": "api/v2/new", "action": "accept"},
         headers=technical.headers,
     )
-    assert (response.status, await response.json()) == (401, NOT_PERMITTED)
+    assert (response.status, await response.json()) == (401, refusal)
     member = await sign_in("member")
     response = await api.post(
         f"{ADMIN}/users/role", json={"uid": member.user.uid, "role": "admin"}, headers=technical.headers
     )
-    assert (response.status, await response.json()) == (401, NOT_PERMITTED)
+    assert (response.status, await response.json()) == (401, refusal)
     assert (await services.users.get_by_uid(member.user.uid)).role == "member"
     assert await services.permissions.list_all() == before
     assert await services.activities.list(category="admin") == []

@@ -336,6 +336,22 @@ async def test_permission_created_edited_and_deleted_in_the_console(console: Con
     assert await console.sql(permissions, id=created["id"]) == []
 
 
+async def test_the_console_cannot_delete_the_superadmins_last_way_into_the_admin_api(
+    console: Console, make_user: Any
+) -> None:
+    admin = await make_user(role="superadmin")
+    await console.sign_in(admin)
+    await console.signed_in(admin)
+    [everything] = await console.sql(permissions, role="superadmin", path="api/v2", action="ACCEPT")
+    row = console.page.locator(f'#permissions-table tbody tr[data-id="{everything["id"]}"]')
+    await playwright_api.expect(row).to_have_count(1)
+
+    await row.locator("button.delete").click()  # one click (the confirmation is accepted)
+    await console.error_shown("422: admin.permission.last_superadmin_access")
+    await playwright_api.expect(row).to_have_count(1)
+    assert await console.sql(permissions, id=everything["id"]) == [everything]
+
+
 async def test_user_role_and_state_changed_in_the_console_after_a_2fa_sign_in(
     console: Console, make_user: Any, clock: Any
 ) -> None:

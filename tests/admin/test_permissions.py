@@ -6,6 +6,7 @@ endpoint at once (the instance reloads its permissions on its own announcement).
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import orjson
@@ -34,6 +35,12 @@ async def permission_activities(services: Any) -> list[tuple[str, int | None, di
     """(action, admin's user id, data) of the admin activities on topic ``permissions``, oldest first."""
     found = await services.activities.list(category="admin")
     return [(a.action, a.user_id, orjson.loads(a.data)) for a in found if a.topic == "permissions"]
+
+
+async def not_superadmins(services: Any) -> Permission:
+    """The first permission of another role than superadmin: changing it never touches the superadmins'
+    access to this API (which a change may not take away)."""
+    return next(p for p in await stored(services) if p.role != "superadmin")
 
 
 def fields(p: Permission) -> dict[str, Any]:
@@ -179,7 +186,7 @@ async def test_create_refuses_bad_parameters_naming_each(api: Any, superadmin: C
 async def test_update_changes_the_given_fields_and_records_before_and_after(
     api: Any, superadmin: Caller, services: Any, prefix: str
 ) -> None:
-    target = (await stored(services))[0]
+    target = await not_superadmins(services)
     body = {"id": str(target.id), "verb": "post", "topic": "orders", "role": "member"}
     response = await api.put(url(prefix), json=body, headers=superadmin.headers)
     assert response.status == 200, await response.text()
@@ -207,7 +214,7 @@ async def test_update_changes_the_given_fields_and_records_before_and_after(
 async def test_update_takes_the_id_from_the_query_and_fields_from_a_form(
     api: Any, superadmin: Caller, services: Any
 ) -> None:
-    target = (await stored(services))[0]
+    target = await not_superadmins(services)
     response = await api.put(
         url(), params={"id": target.id}, data={"path": "api/v2/new"}, headers=superadmin.headers
     )
@@ -282,7 +289,7 @@ async def test_delete_takes_the_id_from_a_json_body_and_refuses_a_bad_one(
     assert await errors_of(missing, 422) == ["admin.permission.missing_id"]
     bad = await api.delete(url(), json={"id": "1; drop"}, headers=superadmin.headers)
     assert await errors_of(bad, 422) == ["admin.permission.invalid_id"]
-    target = (await stored(services))[0]
+    target = await not_superadmins(services)
     assert (await api.delete(url(), json={"id": target.id}, headers=superadmin.headers)).status == 204
 
 
@@ -326,13 +333,101 @@ async def test_an_update_is_applied_at_once(api: Any, superadmin: Caller, servic
     assert await eventually(balances, lambda status: status == 401) == 401
 
 
+# --- the superadmins' own access ----------------------------------------------------------------------
+
+LOCKOUT = ["admin.permission.last_superadmin_access"]
+#: The requests a superadmin needs to repair the permissions, under both spellings of the admin API.
+REPAIR = [
+    (verb, f"{prefix}/permissions".lstrip("/"))
+    for verb in ("GET", "POST", "PUT", "DELETE")
+    for prefix in (ADMIN, ADMIN_ALIAS)
+]
+ALLOWED = [200] * len(REPAIR)
+
+
+async def superadmins_everything(services: Any) -> Permission:
+    """The default superadmin row that opens the whole API: ALL api/v2 ACCEPT."""
+    rows = await stored(services)
+    [row] = [p for p in rows if (p.role, p.path, p.action) == ("superadmin", "api/v2", "ACCEPT")]
+    return row
+
+
+async def test_changes_that_would_lock_every_superadmin_out_of_this_api_are_refused(
+    api: Any, superadmin: Caller, services: Any
+) -> None:
+    before = await stored(services)
+    everything = await superadmins_everything(services)
+    drop = {"role": "superadmin", "action": "drop"}
+    own = superadmin.headers
+    refused = [
+        await api.delete(url(), params={"id": everything.id}, headers=own),
+        await api.put(url(ADMIN_ALIAS), json={"id": everything.id, "role": "admin"}, headers=own),
+        await api.put(url(), json={"id": everything.id, "verb": "get"}, headers=own),  # no writes left
+        await api.put(url(), json={"id": everything.id, "path": "api/v2/peatio"}, headers=own),
+        await api.put(url(), json={"id": everything.id, "action": "audit"}, headers=own),
+        await api.post(url(), json={**drop, "verb": "delete", "path": "api/v2/barong/admin"}, headers=own),
+        # The other spelling of the admin API's paths: a DROP written so holds for both.
+        await api.post(url(), json={**drop, "verb": "all", "path": "api/v2/admin/permissions"}, headers=own),
+    ]
+    for response in refused:
+        assert await errors_of(response, 422) == LOCKOUT
+    assert await stored(services) == before
+    assert await permission_activities(services) == []
+
+
+async def test_the_superadmins_may_narrow_their_access_to_what_repairs_it_and_the_decision_agrees(
+    api: Any, superadmin: Caller, services: Any, clock: Any
+) -> None:
+    cookie, csrf = await open_session(services, superadmin.user, clock)
+
+    headers = cookie_headers(cookie, csrf=csrf)
+
+    async def decisions() -> list[int]:
+        return [(await decide(api, verb, path, headers))[0] for verb, path in REPAIR]
+
+    assert await decisions() == ALLOWED
+    everything = await superadmins_everything(services)
+    # Anything else may be dropped.
+    elsewhere = {"role": "superadmin", "verb": "all", "path": "api/v2/barong/admin/users", "action": "drop"}
+    assert (await api.post(url(), json=elsewhere, headers=superadmin.headers)).status == 201
+    # A narrower ACCEPT written in the alias spelling keeps them in, so the broad one may go.
+    narrow = {"role": "superadmin", "verb": "all", "path": "api/v2/admin/permissions", "action": "accept"}
+    kept = await api.post(url(ADMIN_ALIAS), json=narrow, headers=superadmin.headers)
+    assert kept.status == 201, await kept.text()
+    assert (await api.delete(url(), params={"id": everything.id}, headers=superadmin.headers)).status == 204
+
+    assert await eventually(decisions, lambda statuses: statuses == ALLOWED) == ALLOWED
+    users = cookie_headers(cookie)
+    assert (await decide(api, "GET", "api/v2/barong/admin/users", users))[0] == 401
+    last = await api.delete(url(), params={"id": (await kept.json())["id"]}, headers=superadmin.headers)
+    assert await errors_of(last, 422) == LOCKOUT
+    assert await decisions() == ALLOWED
+
+
+async def test_two_deletions_at_once_cannot_lock_the_superadmins_out_between_them(
+    api: Any, superadmin: Caller, services: Any
+) -> None:
+    everything = await superadmins_everything(services)
+    narrow = {"role": "superadmin", "verb": "all", "path": "api/v2/barong/admin/permissions", "action": "accept"}
+    created = await api.post(url(), json=narrow, headers=superadmin.headers)
+    assert created.status == 201
+    # Either row alone keeps the repair open: each deletion is judged against the table the other left.
+    ids = [everything.id, (await created.json())["id"]]
+    answers = await asyncio.gather(
+        *(api.delete(url(), params={"id": ident}, headers=superadmin.headers) for ident in ids)
+    )
+    assert sorted(response.status for response in answers) == [204, 422]
+    assert len([p for p in await stored(services) if p.id in ids]) == 1
+
+
 # --- abilities ----------------------------------------------------------------------------------------
 
 
-async def test_an_admin_may_read_permissions_but_not_change_them(
-    api: Any, sign_in: Any, services: Any
+async def test_the_abilities_let_an_admin_read_permissions_but_not_change_them(
+    api: Any, sign_in: Any, services: Any, open_table: Any
 ) -> None:
     admin = await sign_in("admin")
+    await open_table(api)  # the shipped table drops the permissions API for admins before the abilities
     assert (await api.get(url(), headers=admin.headers)).status == 200
     target = (await stored(services))[0]
     body = {"role": "member", "verb": "get", "path": "api/v2", "action": "accept"}
@@ -346,7 +441,8 @@ async def test_an_admin_may_read_permissions_but_not_change_them(
     assert (await stored(services))[0] == target
 
 
-async def test_roles_without_the_ability_cannot_even_read(api: Any, sign_in: Any) -> None:
+async def test_roles_without_the_ability_cannot_even_read(api: Any, sign_in: Any, open_table: Any) -> None:
+    await open_table(api)  # the table would refuse them first (authz.invalid_permission)
     for role in ("member", "technical"):
         caller = await sign_in(role)
         # Denied before the parameters are looked at.

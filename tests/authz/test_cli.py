@@ -318,8 +318,11 @@ def test_permissions_import_adds_to_and_replace_replaces_what_is_stored(
     added = [row for row in rows(parse_permissions(SMALL_POLICY)) if row not in defaults]
     assert rows(query(settings, lambda s: s.permissions.list_all())) == defaults + added
 
-    assert cli("permissions", "import", "--replace", str(path)).out == "replaced with 3 permission(s)\n"
-    assert rows(query(settings, lambda s: s.permissions.list_all())) == rows(parse_permissions(SMALL_POLICY))
+    # The file keeps a superadmin able to repair the permissions (authz/superadmin_access.py).
+    replacement = SMALL_POLICY + "  - { role: superadmin, verb: ALL, path: api/v2/admin, action: ACCEPT }\n"
+    path.write_text(replacement)
+    assert cli("permissions", "import", "--replace", str(path)).out == "replaced with 4 permission(s)\n"
+    assert rows(query(settings, lambda s: s.permissions.list_all())) == rows(parse_permissions(replacement))
 
 
 def test_permissions_import_refuses_an_invalid_file_and_changes_nothing(

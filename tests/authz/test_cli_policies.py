@@ -17,9 +17,10 @@ import pytest
 
 from authz.services import Services
 from authz.settings import Settings
+from authz.superadmin_access import EXPLANATION
 from identity.models import Activity
 from tests.authz import test_cli
-from tests.authz.test_cli import SMALL_POLICY, Result, query
+from tests.authz.test_cli import SMALL_POLICY, Result, create_user, query
 
 # The command's fixtures, shared with test_cli.py.
 clean_env = test_cli.clean_env
@@ -115,6 +116,42 @@ def test_permission_commands_refuse_what_the_api_refuses(
     assert cli("permissions", *argv) == Result(1, "", err)
     assert cli("permissions", "list").out.splitlines() == policy
     assert admin_activities(settings, "permissions") == []
+
+
+def test_permission_commands_refuse_to_lock_every_superadmin_out_of_the_admin_api(
+    cli: Any, settings: Settings, tmp_path: Path
+) -> None:
+    create_user(cli)  # seeds the default permissions
+    before = cli("permissions", "list").out
+    [everything] = [
+        line.split("\t")[0]
+        for line in before.splitlines()
+        if line.split("\t")[1:5] == ["superadmin", "ALL", "api/v2", "ACCEPT"]
+    ]
+    (tmp_path / "small.yml").write_text(SMALL_POLICY)
+    (tmp_path / "drop.yml").write_text(
+        "permissions:\n  - { role: superadmin, verb: POST, path: api/v2/admin/permissions, action: DROP }\n"
+    )
+    refused = [
+        ["remove", everything],
+        ["update", everything, "--path", "api/v2/peatio"],
+        ["add", "--role", "superadmin", "--verb", "all", "--path", "api/v2/barong/admin", "--action", "drop"],
+        ["import", "--replace", str(tmp_path / "small.yml")],
+        ["import", str(tmp_path / "drop.yml")],
+    ]
+    for argv in refused:
+        assert cli("permissions", *argv) == Result(
+            1, "", f"error: admin.permission.last_superadmin_access: {EXPLANATION}\n"
+        ), argv
+    assert cli("permissions", "list").out == before
+    assert admin_activities(settings, "permissions") == []
+
+    # A file that keeps the repair open (in either spelling) may replace the table.
+    repair = "  - { role: superadmin, verb: ALL, path: api/v2/admin/permissions, action: ACCEPT }\n"
+    (tmp_path / "repair.yml").write_text(SMALL_POLICY + repair)
+    assert cli("permissions", "import", "--replace", str(tmp_path / "repair.yml")) == Result(
+        0, "replaced with 4 permission(s)\n", ""
+    )
 
 
 # --- restrictions -----------------------------------------------------------------------------------

@@ -1,19 +1,31 @@
-"""Client address resolution: only trusted proxies may speak for the client."""
+"""Client address resolution: only trusted proxies may speak for the client (loopback by default)."""
 
 from __future__ import annotations
 
 import ipaddress
+import socket
+from typing import Any
 
 import pytest
 from multidict import CIMultiDict
 
+from authz.app import build_app
 from authz.client_ip import UNKNOWN_PEER, client_ip
-from authz.settings import DEFAULT_TRUSTED_PROXIES
+from authz.http.state import STATE
+from authz.settings import Settings, load_settings
+from identity.restrictions import validate_restriction
+from tests.authz.helpers import DECIDE, UA, fast_settings
+from tests.authz.test_pipeline import restrict
 
-TRUSTED = tuple(ipaddress.ip_network(n) for n in DEFAULT_TRUSTED_PROXIES)
+#: A deployment whose proxies sit in private ranges and say so (``AUTHZ_TRUSTED_PROXIES``): the rules below.
+TRUSTED = load_settings(
+    env={"AUTHZ_TRUSTED_PROXIES": "127.0.0.0/8,::1,10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,fc00::/7"}
+).trusted_proxies
 XFF = "X-Forwarded-For"
 PROXY = "10.0.0.5"  # a trusted peer
 STRANGER = "203.0.113.7"  # an untrusted peer
+#: One address in each private range that Rails' list (and this service's old default) trusted.
+PRIVATE_PEERS = ["10.0.0.5", "172.16.3.4", "192.168.1.20", "fd00::2", "::ffff:10.1.2.3"]
 
 
 def forwarded(*values: str) -> CIMultiDict[str]:
@@ -100,3 +112,81 @@ def test_no_trusted_networks_means_the_peer() -> None:
 
 def test_plain_dict_headers_are_read() -> None:
     assert client_ip(PROXY, {XFF: "6.6.6.6, 1.2.3.4"}, TRUSTED, "cloudflare") == "1.2.3.4"
+
+
+# --- the default: only a proxy on the same host is trusted ----------------------------------------------
+
+
+def test_by_default_only_loopback_is_a_trusted_proxy() -> None:
+    assert Settings().trusted_proxies == load_settings(env={}).trusted_proxies
+    assert load_settings(env={}).trusted_proxies == (
+        ipaddress.ip_network("127.0.0.0/8"),
+        ipaddress.ip_network("::1/128"),
+    )
+
+
+@pytest.mark.parametrize("peer", PRIVATE_PEERS)
+def test_by_default_a_private_range_peer_cannot_choose_its_address(peer: str) -> None:
+    """A client in an office network, a VPC or a compose network is a client, not a proxy."""
+    expected = str(ipaddress.ip_address(peer.removeprefix("::ffff:")))
+    for headers in (forwarded("8.8.8.8"), forwarded("8.8.8.8, 10.0.0.1")):
+        assert client_ip(peer, headers, Settings().trusted_proxies, "cloudflare") == expected
+    true_client = CIMultiDict([("True-Client-IP", "8.8.8.8")])
+    assert client_ip(peer, true_client, Settings().trusted_proxies, "akamai") == expected
+
+
+@pytest.mark.parametrize("peer", ["127.0.0.1", "127.0.0.2", "::1", "::ffff:127.0.0.1"])
+def test_by_default_a_proxy_on_loopback_speaks_for_the_client(peer: str) -> None:
+    assert client_ip(peer, forwarded("8.8.8.8"), Settings().trusted_proxies, "cloudflare") == "8.8.8.8"
+
+
+# --- through the app, on its default settings -----------------------------------------------------------
+
+#: The private ranges the old default trusted besides loopback.
+PRIVATE_RANGES = [
+    ipaddress.ip_network(n) for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7")
+]
+
+
+def own_private_address() -> str | None:
+    """One of this machine's own addresses (not loopback) in a private range, or ``None``: the address the
+    kernel would send from towards each range (a UDP ``connect`` sends nothing)."""
+    for network in PRIVATE_RANGES:
+        family = socket.AF_INET6 if network.version == 6 else socket.AF_INET
+        try:
+            with socket.socket(family, socket.SOCK_DGRAM) as probe:
+                probe.connect((str(network.network_address + 1), 9))
+                address = ipaddress.ip_address(probe.getsockname()[0])
+        except OSError:
+            continue
+        if any(address in private for private in PRIVATE_RANGES):
+            return str(address)
+    return None
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+async def test_the_apps_resolver_believes_no_private_range_peer_by_default(client: Any) -> None:
+    resolve = client.app[STATE].client_ip
+    for peer in PRIVATE_PEERS:
+        assert resolve(peer, forwarded("8.8.8.8")) == str(ipaddress.ip_address(peer.removeprefix("::ffff:")))
+    assert resolve("127.0.0.1", forwarded("8.8.8.8")) == "8.8.8.8"
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # the socket's peer matters, not SQL
+async def test_a_client_connecting_from_a_private_address_cannot_forge_x_forwarded_for(
+    aiohttp_server: Any, aiohttp_client: Any, settings: Settings, services: Any, clock: Any
+) -> None:
+    """The whole app on its default settings, listening on (and so reached from) a private address of this
+    machine: its ``X-Forwarded-For: 8.8.8.8`` does not get it past a blacklist of its real address."""
+    address = own_private_address()
+    if address is None:
+        pytest.skip("this machine has no address in 10/8, 172.16/12, 192.168/16 or fc00::/7")
+    app = build_app(fast_settings(settings), settings.redis_url, clock=clock)
+    server = await aiohttp_server(app, host=address)
+    api = await aiohttp_client(server)
+    await restrict(api, services, validate_restriction("blacklist", "ip", address))
+    for forged in ("8.8.8.8", "8.8.8.8, 10.0.0.1"):
+        response = await api.get(
+            DECIDE + "api/v2/barong/public/ping", headers={"X-Forwarded-For": forged, "User-Agent": UA}
+        )
+        assert (response.status, await response.read()) == (401, b'{"errors":["authz.restrict.blacklist"]}')

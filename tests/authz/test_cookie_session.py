@@ -1,8 +1,9 @@
 """The cookie-session branch of the decision endpoint (barong-behavior.md §2.4), over the real app.
 
-CSRF on state-changing verbs (checked before the session exists), UA and /16 or /96 IP pinning, sliding
-idle expiry on an injected clock, and revocation: a logout, a revoked session or a user whose state
-changed is refused by the very next decision, although the user had been cached by the one before.
+CSRF on every verb but GET, HEAD and OPTIONS (checked before the session exists), UA and /16 or /96 IP
+pinning, sliding idle expiry on an injected clock, and revocation: a logout, a revoked session or a user
+whose state changed is refused by the very next decision, although the user had been cached by the one
+before.
 """
 
 from __future__ import annotations
@@ -78,6 +79,24 @@ async def test_state_changing_verbs_need_the_sessions_csrf_token(client: Any, se
                 headers["X-CSRF-Token"] = sent(csrf)
             expected = (401, error(key)) if key else (200, None)
             assert (await decide(client, method, PRIVATE_PATH, headers))[:2] == expected, (method, case)
+
+
+#: Verbs outside the old deny-list (POST, PUT, PATCH, DELETE, TRACE) that this reader's HTTP parser accepts.
+OTHER_VERBS = (
+    "PROPPATCH", "MKCOL", "LOCK", "UNLOCK", "PROPFIND", "COPY", "MOVE", "PURGE", "SEARCH", "M-SEARCH",
+)
+
+
+async def test_every_verb_but_get_head_and_options_needs_the_csrf_token(client: Any, session: Any) -> None:
+    _, cookie, csrf = session
+    for method in OTHER_VERBS:
+        status, body, _ = await decide(client, method, PRIVATE_PATH, cookie_headers(cookie))
+        assert (status, body) == (401, error("authz.missing_csrf_token")), method
+        status, body, _ = await decide(client, method, PRIVATE_PATH, cookie_headers(cookie, csrf="0" * 20))
+        assert (status, body) == (401, error("authz.csrf_token_mismatch")), method
+        status, _, headers = await decide(client, method, PRIVATE_PATH, cookie_headers(cookie, csrf=csrf))
+        assert status == 200, method
+        assert headers["Authorization"].startswith("Bearer "), method
 
 
 async def test_safe_verbs_need_no_csrf_token(client: Any, session: Any) -> None:

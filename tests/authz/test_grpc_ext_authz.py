@@ -203,6 +203,37 @@ async def test_grpc_and_http_readers_decide_alike(
         assert denial(over_grpc) == (status, orjson.loads(body))
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+async def test_every_verb_but_get_head_and_options_needs_the_csrf_token(
+    sidecar: Sidecar, services: Any, clock: Any
+) -> None:
+    cookie, csrf = await open_session(services, await new_user(services), clock)
+    for method in ("PROPPATCH", "MKCOL", "LOCK", "CONNECT", "BREW"):
+        refused = await sidecar.check(method, "/" + PRIVATE_PATH, cookie_headers(cookie))
+        assert denial(refused) == (401, error("authz.missing_csrf_token")), method
+    for method in ("PROPPATCH", "MKCOL", "LOCK", "CONNECT", "BREW"):
+        allowed = await sidecar.check(method, "/" + PRIVATE_PATH, cookie_headers(cookie, csrf=csrf))
+        assert "authorization" in upstream_headers(allowed), method
+    for method in ("GET", "HEAD", "OPTIONS"):
+        allowed = await sidecar.check(method, "/" + PRIVATE_PATH, cookie_headers(cookie))
+        assert "authorization" in upstream_headers(allowed), method
+
+
+async def test_a_method_that_is_not_an_upper_case_token_is_refused(
+    sidecar: Sidecar, services: Any, clock: Any
+) -> None:
+    """Envoy passes on whatever method the client sent (HTTP/2's ``:method`` may be lower-case).  Before, a
+    ``post`` matched the superadmin's ALL row but none of the POST AUDIT rows: allowed, and never audited
+    (a ``get`` would likewise dodge a GET-only DROP row)."""
+    superadmin = await new_user(services, role="superadmin")
+    cookie, csrf = await open_session(services, superadmin, clock)
+    path = "/api/v2/barong/admin/users/role"
+    assert "authorization" in upstream_headers(await sidecar.check("POST", path, cookie_headers(cookie, csrf=csrf)))
+    for method in ("post", "Post", "get", "Options", "X-CUSTOM", "", "G\u0000T"):
+        refused = await sidecar.check(method, path, cookie_headers(cookie, csrf=csrf))
+        assert denial(refused) == (400, error("authz.invalid_original_method")), method
+
+
 async def test_a_path_that_is_not_origin_form_is_refused(sidecar: Sidecar) -> None:
     assert denial(await sidecar.check("OPTIONS", "*")) == (400, error("authz.invalid_path"))
 
@@ -278,14 +309,30 @@ def test_peer_names_become_addresses(peer: str, address: str | None) -> None:
     assert peer_address(peer) == address
 
 
-TRUSTED = load_settings(env={}).trusted_proxies
-RESOLVER = SimpleNamespace(client_ip=lambda peer, headers: client_ip(peer, headers, TRUSTED, "cloudflare"))
+def resolver(settings: Settings) -> SimpleNamespace:
+    trusted = settings.trusted_proxies
+    return SimpleNamespace(client_ip=lambda peer, headers: client_ip(peer, headers, trusted, "cloudflare"))
+
+
+#: Envoy and a balancer in front of it on 10/8, named in AUTHZ_TRUSTED_PROXIES.
+RESOLVER = resolver(load_settings(env={"AUTHZ_TRUSTED_PROXIES": "127.0.0.0/8,::1,10.0.0.0/8"}))
+DEFAULT_RESOLVER = resolver(load_settings(env={}))
+
+
+def resolved(resolver: SimpleNamespace, peer: str | None, source: str, forwarded: str) -> str:
+    http = AttributeContext.HttpRequest(
+        method="GET", path="/x", headers={"x-forwarded-for": forwarded} if forwarded else {}
+    )
+    request = decision_request(http, source, peer, resolver)  # type: ignore[arg-type]
+    assert request is not None
+    return request.client_ip
 
 
 @pytest.mark.parametrize(
     ("peer", "source", "forwarded", "expected"),
     [
         ("127.0.0.1:5000", UK_IP, "", UK_IP),  # Envoy on loopback reports the downstream address
+        ("127.0.0.1:5000", UK_IP, "8.8.8.8", UK_IP),  # the downstream's own XFF does not outrank it
         ("10.0.0.2:5000", "10.0.0.9", UK_IP, UK_IP),  # downstream is a trusted balancer: its XFF counts
         ("10.0.0.2:5000", "8.8.8.8", UK_IP, "8.8.8.8"),  # an untrusted downstream cannot forward
         ("203.0.113.9:5000", UK_IP, "1.2.3.4", "203.0.113.9"),  # not a trusted proxy: nothing it says counts
@@ -295,12 +342,24 @@ RESOLVER = SimpleNamespace(client_ip=lambda peer, headers: client_ip(peer, heade
 def test_client_ip_follows_the_trusted_proxy_rules(
     peer: str | None, source: str, forwarded: str, expected: str
 ) -> None:
-    http = AttributeContext.HttpRequest(
-        method="GET", path="/x", headers={"x-forwarded-for": forwarded} if forwarded else {}
-    )
-    request = decision_request(http, source, peer, RESOLVER)  # type: ignore[arg-type]
-    assert request is not None
-    assert request.client_ip == expected
+    assert resolved(RESOLVER, peer, source, forwarded) == expected
+
+
+@pytest.mark.parametrize(
+    ("peer", "source", "forwarded", "expected"),
+    [
+        ("127.0.0.1:5000", UK_IP, "8.8.8.8", UK_IP),  # Envoy on the same host
+        ("[::1]:5000", UK_IP, "", UK_IP),
+        ("10.0.0.2:5000", "8.8.8.8", "", "10.0.0.2"),  # a private-range peer is no proxy by default...
+        ("10.0.0.2:5000", UK_IP, "8.8.8.8", "10.0.0.2"),  # ...whatever source and XFF it claims
+        ("[fd00::2]:5000", "8.8.8.8", "", "fd00::2"),
+        ("192.168.1.2:5000", "8.8.8.8", "", "192.168.1.2"),
+    ],
+)
+def test_by_default_only_a_grpc_peer_on_loopback_may_speak_for_the_client(
+    peer: str, source: str, forwarded: str, expected: str
+) -> None:
+    assert resolved(DEFAULT_RESOLVER, peer, source, forwarded) == expected
 
 
 def test_raw_header_map_is_read_when_envoy_sends_it() -> None:

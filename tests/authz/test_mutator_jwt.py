@@ -1,7 +1,8 @@
 """The upstream JWT (barong-behavior.md §2.8 with decisions.md), as minted by the decision endpoint.
 
-Every token is verified with pyjwt against ``/.well-known/jwks.json``.  Signed tokens are cached per subject
-and key id and reused until 90 % of their lifetime has passed; the clock is the injected one.
+Every token is verified with pyjwt against ``/.well-known/jwks.json``.  Signed tokens are cached per subject,
+credential (session or API key) and key id and reused until 90 % of their lifetime has passed; the clock is
+the injected one.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import jwt
 import pytest
 
 from authz.settings import Settings
+from identity.sessions import session_hash
 from tests.authz.helpers import (
     PRIVATE_PATH,
     announcer,
@@ -69,7 +71,8 @@ async def test_token_carries_barongs_claims_and_verifies_against_the_jwks(
     cookie, _ = await open_session(services, member, clock)
     header = await authorization(client, cookie_headers(cookie))
     claims = await bearer_claims(client, header)
-    assert set(claims) == CLAIMS
+    assert set(claims) == CLAIMS | {"sid"}
+    assert claims["sid"] == session_hash(cookie)  # the session it was minted for
     assert {k: claims[k] for k in ("uid", "username", "email", "referral_id", "role", "level", "state")} == {
         "uid": member.uid,
         "username": "trader1",
@@ -83,9 +86,10 @@ async def test_token_carries_barongs_claims_and_verifies_against_the_jwks(
     assert claims["exp"] == claims["iat"] + 300  # AUTHZ_JWT_EXPIRE_TIME default
     assert (claims["sub"], claims["iss"], claims["aud"]) == ("session", "barong", ["peatio", "barong"])
     assert re.fullmatch(r"[0-9a-f]{20}", claims["jti"])
-    # The same claims whichever credential the subject used.
+    # The same claims whichever credential the subject used, but the one naming that credential.
     key = await services.api_keys.create(holder_id=member.id)
     by_key = await bearer_claims(client, await authorization(client, api_key_headers(key, now_ms(clock))))
+    assert set(by_key) == CLAIMS | {"api_kid"} and by_key["api_kid"] == key.kid
     assert {k: by_key[k] for k in CLAIMS - {"jti"}} == {k: claims[k] for k in CLAIMS - {"jti"}}
 
 

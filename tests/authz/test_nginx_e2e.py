@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -26,7 +28,10 @@ from aiohttp import web
 from authz.app import build_app
 from authz.settings import PROJECT_ROOT, Settings
 from authz.upstream import CLAIMS, JwksKeys, jwt_middleware
+from identity.http.admin.console import ROOT as CONSOLE_ROOT
+from identity.http.admin.console import load_assets
 from identity.models import Restriction
+from identity.restrictions import validate_restriction
 from tests.authz.helpers import api_key_headers, eventually, fast_settings, new_user, now_ms
 
 SHIPPED = PROJECT_ROOT / "nginx" / "nginx.conf"
@@ -166,6 +171,9 @@ class Gateway:
     services: Any
     clock: Any
     http: aiohttp.ClientSession
+    #: Every request the sidecar answered: (raw target, the X-Original-URI it was asked to decide, if any).
+    sidecar_seen: list[tuple[str, str | None]] = field(default_factory=list)
+    port: int = 0
 
 
 @pytest.fixture
@@ -184,7 +192,14 @@ def nginx_dir(tmp_path: Path) -> Iterator[Path]:
 async def gateway(
     aiohttp_server: Any, nginx_binary: str, nginx_dir: Path, settings: Settings, services: Any, clock: Any
 ) -> AsyncIterator[Gateway]:
-    sidecar = await aiohttp_server(build_app(settings, settings.redis_url, clock=clock), host="127.0.0.1")
+    sidecar_app = build_app(settings, settings.redis_url, clock=clock)
+    sidecar_seen: list[tuple[str, str | None]] = []
+
+    async def record(request: web.Request, _response: web.StreamResponse) -> None:
+        sidecar_seen.append((request.raw_path, request.headers.get("X-Original-URI")))
+
+    sidecar_app.on_response_prepare.append(record)
+    sidecar = await aiohttp_server(sidecar_app, host="127.0.0.1")
     seen = Seen()
     upstream = await aiohttp_server(
         upstream_app(f"http://127.0.0.1:{sidecar.port}/.well-known/jwks.json", seen), host="127.0.0.1"
@@ -195,7 +210,7 @@ async def gateway(
         cookie_jar=aiohttp.DummyCookieJar(), timeout=aiohttp.ClientTimeout(total=20), headers={"User-Agent": UA}
     )
     try:
-        yield Gateway(f"http://127.0.0.1:{nginx.port}", seen, services, clock, http)
+        yield Gateway(f"http://127.0.0.1:{nginx.port}", seen, services, clock, http, sidecar_seen, nginx.port)
     finally:
         await http.close()
         await asyncio.to_thread(nginx.stop)
@@ -318,3 +333,152 @@ async def test_the_jwks_is_published_through_nginx_without_a_decision(gateway: G
     async with gateway.http.get(gateway.url + "/.well-known/jwks.json") as response:
         assert response.status == 200
         assert [key["alg"] for key in (await response.json())["keys"]] == ["RS256"]
+
+
+# --- the client's address: nginx is the edge, and says who its peer is -----------------------------------
+
+
+@ON_POSTGRESQL
+async def test_a_blacklisted_client_is_refused_whatever_x_forwarded_for_it_sends(gateway: Gateway) -> None:
+    """nginx's peer (127.0.0.1 here) is the client: a forged ``X-Forwarded-For`` is overwritten, not kept."""
+    await gateway.services.restrictions.add(validate_restriction("blacklist", "ip", "127.0.0.1"))
+    await gateway.services.changes.restrictions_changed()
+
+    async def probe(**headers: str) -> tuple[int, Any]:
+        url = gateway.url + "/api/v2/peatio/public/markets"
+        async with gateway.http.get(url, headers=headers) as response:
+            return response.status, await response.json(content_type=None)
+
+    refused = (401, {"errors": ["authz.restrict.blacklist"]})
+    assert await eventually(probe, lambda result: result == refused, within=5.0) == refused
+    passed = len(gateway.seen.requests)  # before the restriction reached the sidecar
+    for forged in ("8.8.8.8", "8.8.8.8, 10.0.0.1", "unknown, 8.8.8.8"):
+        assert await probe(**{"X-Forwarded-For": forged}) == refused, forged
+    assert len(gateway.seen.requests) == passed
+
+
+@ON_POSTGRESQL
+async def test_rotating_x_forwarded_for_does_not_dodge_the_per_ip_login_throttle(
+    gateway: Gateway, settings: Settings
+) -> None:
+    """Failed logins for different e-mails (so the per-account limiter never trips), each with another forged
+    address: all of them count against nginx's peer, and the one past ``ip.login``'s limit is 429."""
+    limit = settings.login_max_attempts_ip
+    statuses = []
+    for attempt in range(limit + 5):
+        body = {"email": f"nobody{attempt}@example.com", "password": "Wrong-passw0rd"}
+        headers = {"X-Forwarded-For": f"198.51.100.{attempt + 1}"}
+        async with gateway.http.post(
+            gateway.url + "/api/v2/barong/identity/sessions", json=body, headers=headers
+        ) as response:
+            statuses.append(response.status)
+    assert statuses == [401] * limit + [429] * 5
+
+
+# --- no location forwards a target that skips the decision -----------------------------------------------
+
+
+async def raw_get(gateway: Gateway, target: str) -> tuple[int, bytes]:
+    """``GET target`` sent byte for byte (HTTP clients would normalise or re-encode it)."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", gateway.port)
+    head = f"GET {target} HTTP/1.1\r\nHost: x\r\nUser-Agent: {UA}\r\nConnection: close\r\n\r\n"
+    writer.write(head.encode())
+    raw = await reader.read()
+    writer.close()
+    head, _, body = raw.partition(b"\r\n\r\n")
+    return int(head.split()[1]), body
+
+
+#: Targets that nginx normalises (``%2F`` decoded, dot segments removed) into a location that skips the check
+#: (the console's, the JWKS) while their raw form names an identity or admin API handler.
+TRAVERSALS = [
+    "/api/v2/barong/admin/users/..%2F..%2F..%2F..%2F..%2Fadmin",
+    "/api/v2/barong/admin/users/..%2F..%2F..%2F..%2F..%2Fadmin%2F",
+    "/api/v2/barong/admin/users/..%2F..%2F..%2F..%2F..%2Fadmin%2Fx",
+    "/api/v2/barong/admin/users/..%2F..%2F..%2F..%2F..%2Fadmin%2Fconsole.js",
+    "/api/v2/barong/admin/users/..%2F..%2F..%2F..%2F..%2F.well-known%2Fjwks.json",
+    "/api/v2/barong/resource/users/%2E%2E/%2E%2E/%2E%2E/%2E%2E/%2E%2E/admin/x",
+]
+
+
+@ON_POSTGRESQL
+@pytest.mark.parametrize("target", TRAVERSALS)
+async def test_a_target_normalising_into_an_unchecked_location_reaches_no_handler_undecided(
+    gateway: Gateway, target: str
+) -> None:
+    await raw_get(gateway, target)
+    handled = [raw for raw, _ in gateway.sidecar_seen if not raw.startswith("/_authz/nginx")]
+    decided = [original for raw, original in gateway.sidecar_seen if raw == "/_authz/nginx"]
+    # Either the sidecar decided on this very target, or what it served was a fixed file, never the target.
+    assert target in decided or target not in handled, gateway.sidecar_seen
+
+
+def test_only_the_console_files_and_the_jwks_skip_the_check_each_forwarding_a_fixed_target() -> None:
+    """Read from the shipped file: every location with ``auth_request off`` that a client can reach is an
+    exact one for a file the sidecar serves, and forwards that file's path rather than the raw target."""
+    locations = re.findall(r"location\s+([^{]+?)\s*\{([^}]*)\}", SHIPPED.read_text())
+    unchecked = [
+        (spec, body)
+        for spec, body in locations
+        if "auth_request off;" in body and not spec.startswith("@") and "internal;" not in body
+    ]
+    console = [CONSOLE_ROOT, *(asset.url for asset in load_assets())]
+    assert [spec for spec, _ in unchecked] == [f"= {path}" for path in [*console, "/.well-known/jwks.json"]]
+    for spec, body in unchecked:
+        assert f"proxy_pass http://authz{spec.removeprefix('= ')};" in body, spec
+
+
+@ON_POSTGRESQL
+async def test_the_console_files_are_served_without_a_decision_and_nothing_else_under_admin(
+    gateway: Gateway,
+) -> None:
+    for asset in load_assets():
+        async with gateway.http.get(gateway.url + asset.url) as response:
+            assert (response.status, await response.read()) == (200, asset.body), asset.url
+    async with gateway.http.get(gateway.url + "/admin", allow_redirects=False) as response:
+        assert response.status == 302 and response.headers["Location"] == "/admin/"
+    assert all(raw != "/_authz/nginx" for raw, _ in gateway.sidecar_seen)
+
+    # Anything else under /admin is an ordinary request: decided first (anonymous: refused here).
+    async with gateway.http.get(gateway.url + "/admin/x") as response:
+        assert response.status == 401
+        assert await response.json() == {"errors": ["authz.invalid_session"]}
+    assert ("/_authz/nginx", "/admin/x") in gateway.sidecar_seen
+    assert gateway.seen.requests == []
+
+
+@ON_POSTGRESQL
+async def test_an_admin_cannot_change_a_role_through_the_stripped_spelling(gateway: Gateway, make_user: Any) -> None:
+    """Before, ``POST /api/v2/admin/users/role`` dodged the admin's DROP row (written for
+    ``api/v2/barong/admin/users/role``): 201, and another user became an admin."""
+    admin = await make_user(role="admin")
+    target = await make_user()
+    cookie, csrf = await login(gateway, admin.user.email, admin.password)
+    headers = {"Cookie": f"_barong_session={cookie}", "X-CSRF-Token": csrf}
+    for prefix in ("/api/v2/admin", "/api/v2/barong/admin"):
+        async with gateway.http.post(
+            gateway.url + prefix + "/users/role", headers=headers, json={"uid": target.user.uid, "role": "admin"}
+        ) as response:
+            assert response.status == 401, (prefix, await response.text())
+            assert await response.json() == {"errors": ["authz.invalid_permission"]}
+    changed = await gateway.services.users.get_by_uid(target.user.uid)
+    assert changed is not None and changed.role == "member"
+
+
+@ON_POSTGRESQL
+@pytest.mark.parametrize(
+    "target",
+    [
+        "/api/v2/peatio/public/..;/management/x",
+        "/api/v2/barong/admin;x/permissions",
+        "/api/v2/barong/admin%3Bx/permissions",
+        "/api/v2/peatio/public/%252e%252e/management/x",
+    ],
+)
+async def test_path_parameters_and_double_encodings_are_refused_before_the_upstream(
+    gateway: Gateway, target: str
+) -> None:
+    """Before, the first passed as public and the second was decided as an admin path of its own."""
+    status, body = await raw_get(gateway, target)
+    assert (status, json.loads(body)) == (400, {"errors": ["authz.invalid_path"]})
+    assert gateway.seen.requests == []

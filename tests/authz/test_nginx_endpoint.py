@@ -77,6 +77,24 @@ async def test_allowed_request_gets_the_jwt_for_the_original_method(client: Any,
     assert jwt.decode(token, options={"verify_signature": False})["uid"] == user.uid
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # the reader is what differs, not SQL
+async def test_every_verb_but_get_head_and_options_needs_the_csrf_token(
+    client: Any, services: Any, clock: Any
+) -> None:
+    user = await new_user(services)
+    cookie, csrf = await open_session(services, user, clock)
+    for method in ("PROPPATCH", "MKCOL", "LOCK", "CONNECT", "BREW"):  # BREW: any token nginx passes on
+        headers = original(method, "/api/v2/peatio/account/balances", Cookie=f"_barong_session={cookie}")
+        refused = await client.get(ENDPOINT, headers=headers)
+        assert (refused.status, refused.headers["X-Authz-Error"]) == (401, "authz.missing_csrf_token"), method
+        assert (await client.get(ENDPOINT, headers={**headers, "X-CSRF-Token": csrf})).status == 200, method
+    for method in ("GET", "HEAD", "OPTIONS"):
+        headers = original(method, "/api/v2/peatio/account/balances", Cookie=f"_barong_session={cookie}")
+        allowed = await client.get(ENDPOINT, headers=headers)
+        assert allowed.status == 200, method
+        assert allowed.headers["Authorization"].startswith("Bearer "), method
+
+
 async def test_pass_route_says_the_client_authorization_must_be_dropped(client: Any) -> None:
     response = await client.get(
         ENDPOINT, headers=original("GET", "/api/v2/barong/public/ping", Authorization="Bearer forged")

@@ -112,6 +112,7 @@ NEW_PERMISSION = {"role": "member", "verb": "GET", "path": "api/v2/peatio/outage
 
 
 async def sign_up(client: Any, email: str) -> Any:
+    client.session.cookie_jar.clear()  # see the test: no cookie of another session rides along
     return await client.post(
         USERS, json={"email": email, "password": "Correct-Horse-Battery-9"}, headers=browser()
     )
@@ -128,8 +129,12 @@ async def test_unreachable_postgresql_refuses_writes_whole_and_keeps_deciding_ca
     proxy, proxied_url = pg_proxy
     proxied = dataclasses.replace(settings, database_url=proxied_url, database_timeout=1.0)
     client = await aiohttp_client(build_app(proxied, proxied.redis_url, clock=clock))
+    # Cookies are sent explicitly: a login or sign-up that carried another's cookie from the jar would open its
+    # session in place of that one, ending it (and the JWTs minted for it).
     member_cookie, _ = await login(client, await make_user())
+    client.session.cookie_jar.clear()
     admin_cookie, _ = await login(client, await make_user(role="superadmin"))
+    client.session.cookie_jar.clear()
     assert (await decision(client, member_cookie))[0] == 200
     admin_jwt = (await client.get(f"/api/v2/auth{PERMISSIONS}", headers=with_cookie(admin_cookie))).headers
     admin = browser(Authorization=admin_jwt["Authorization"])

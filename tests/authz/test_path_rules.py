@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from authz.canonical import canonical_path
 from authz.path_rules import PathRules, PathRulesError
 from authz.settings import PROJECT_ROOT
 
@@ -38,7 +39,25 @@ def default_rules() -> PathRules:
     ],
 )
 def test_default_rules(default_rules, path, expected):
-    assert default_rules.classify(path) == expected
+    # The pipeline hands path rules the canonical path (authz.canonical).
+    assert default_rules.classify(canonical_path(path)) == expected
+
+
+@pytest.mark.parametrize(
+    ("written", "path"),
+    [
+        ("api/v2/admin", "api/v2/barong/admin/permissions"),
+        ("api/v2/barong/admin", "api/v2/admin/permissions"),
+        ("api/v2/management", "api/v2/barong/management/users"),
+        ("api/v2/barong/management", "api/v2/management/users"),
+        ("api/v2/adm", "api/v2/barong/admin/users"),  # it covered api/v2/admin/..., so both spellings
+    ],
+)
+def test_a_rule_holds_for_both_spellings(written, path):
+    rules = PathRules.parse(f"rules:\n  block: [{written}]\n")
+    assert rules.classify(canonical_path(path)) == "block"
+    rules = PathRules.parse(f"rules:\n  pass: [{written}]\n")
+    assert rules.classify(canonical_path(path)) == "pass"
 
 
 def test_block_beats_pass():

@@ -227,7 +227,13 @@ BLOCKLOGIN_CASES = [
     ("POST", "api/v2/barong/identity/sessions/", True),  # a router ignores the trailing slash
     ("DELETE", "api/v2/barong/identity/sessions", False),
     ("GET", "api/v2/barong/identity/sessions", False),
-    ("POST", "api/v2/barong/identity/sessions/auth0", False),
+    # Every endpoint that signs in with a credential, in every spelling the service serves.
+    ("POST", "api/v2/barong/identity/sessions/auth0", True),
+    ("POST", "api/v2/identity/sessions/auth0", True),
+    ("POST", "v1/oauth", True),
+    ("POST", "v1/oauth/", True),
+    ("POST", "v1/oauth/create", True),
+    ("PUT", "v1/oauth", False),  # the token API's refresh continues a session; it is not a login
     ("POST", "api/v2/barong/identity/users", False),
     ("GET", PUBLIC, False),
 ]
@@ -399,6 +405,46 @@ async def test_doubled_slashes_cannot_dodge_a_block_or_drop_rule(
         assert (status, body) == (400, error("authz.invalid_path")), path
     status, body, _ = await decide(client, "GET", "api/v2/barong/admin/permissions", cookie_headers(cookie))
     assert (status, body) == (401, error("authz.invalid_permission"))
+
+
+SEMICOLON_PATHS = [
+    "api/v2/peatio/public/..;/management/x",  # a servlet upstream resolves this to peatio/management/x
+    "api/v2/barong/admin;x/permissions",  # ...and this to barong/admin/permissions
+    "api/v2/barong/public;/x",
+    "api/v2/peatio/account/balances;jsessionid=1",
+    "api/v2/barong/admin%3Bx/permissions",  # decoded before the check
+    "api/v2/peatio/public/%252e%252e/management/x",  # double encoding: a '%' survives the decoding
+]
+
+
+async def test_semicolon_path_parameters_and_double_encodings_are_refused(client: Any, services: Any, clock: Any) -> None:
+    """Before, the first passed as public and the second gave an admin a JWT for the permissions API."""
+    admin = await new_user(services, role="admin")
+    cookie, _ = await open_session(services, admin, clock)
+    for path in SEMICOLON_PATHS:
+        status, body, _ = await decide(client, "GET", path, cookie_headers(cookie))
+        assert (status, body) == (400, error("authz.invalid_path")), path
+        response = await client.get(
+            "/_authz/nginx", headers={"X-Original-Method": "GET", "X-Original-URI": "/" + path, **cookie_headers(cookie)}
+        )
+        assert (response.status, response.headers.get("X-Authz-Error")) == (403, "authz.invalid_path"), path
+    assert not valid_path("api/v2/a;b") and valid_path("api/v2/a,b")
+
+
+async def test_a_method_override_header_is_refused(client: Any, services: Any, clock: Any) -> None:
+    """Before, a member's POST with ``X-HTTP-Method-Override: DELETE`` was decided as a POST (200 + JWT),
+    while a Rack upstream serves it as the DELETE that a DROP row may refuse."""
+    member = await new_user(services)
+    cookie, csrf = await open_session(services, member, clock)
+    for name in ("X-HTTP-Method-Override", "x-http-method", "X-Method-Override"):
+        headers = cookie_headers(cookie, csrf=csrf, **{name: "DELETE"})
+        status, body, _ = await decide(client, "POST", PRIVATE_PATH, headers)
+        assert (status, body) == (400, error("authz.invalid_method_override")), name
+        response = await client.get(
+            "/_authz/nginx", headers={"X-Original-Method": "POST", "X-Original-URI": "/" + PRIVATE_PATH, **headers}
+        )
+        assert response.headers.get("X-Authz-Error") == "authz.invalid_method_override", name
+    assert (await decide(client, "POST", PRIVATE_PATH, cookie_headers(cookie, csrf=csrf)))[0] == 200
 
 
 # --- permissions: ALL, DROP, AUDIT, with the admin activities -------------------------------------------

@@ -89,3 +89,32 @@ async def test_decision_readers_answer_without_them(make_client: Any, make_user:
     assert [response.status for response in answers] == [200, 401, 200, 200, 403]
     for response in answers:
         assert not {name for name in EXPECTED if name in response.headers}, dict(response.headers)
+
+
+@SQLITE
+async def test_no_answer_names_the_server_software(make_client: Any, make_user: Any) -> None:
+    api = await make_client()
+    cookie, _ = await login(api, await make_user())
+    nginx = {"X-Original-Method": "GET", "X-Original-URI": "/api/v2/peatio/account/balances"}
+    answers = [
+        await api.get("/api/v2/auth/api/v2/peatio/account/balances", headers=with_cookie(cookie)),  # allowed
+        await api.get("/api/v2/auth/api/v2/peatio/account/balances", headers=browser()),  # denied
+        await api.get("/api/v2/auth/api/v2/barong/identity/ping"),  # a pass route
+        await api.get("/_authz/nginx", headers=with_cookie(cookie, **nginx)),
+        await api.get("/_authz/nginx/denied", headers={"X-Authz-Status": "471"}),
+        await api.post(LOGIN, json={}, headers=browser()),  # a domain error
+        await api.get("/api/v2/barong/identity/ping"),
+        await api.get("/api/v2/barong/identity/nowhere"),  # aiohttp's 404
+        await api.put("/api/v2/barong/identity/ping"),  # aiohttp's 405
+        await api.get("/nowhere"),  # no route at all
+        await api.get("/.well-known/jwks.json"),
+        await api.get("/healthz"),
+        await api.get("/admin", allow_redirects=False),
+        await api.get("/admin/"),
+        await api.get("/admin/console.js"),  # a static file
+        await api.post("/v1/oauth", json={}, headers=token_headers()),
+    ]
+    for response in answers:
+        assert "Server" not in response.headers, (response.url, dict(response.headers))
+    statuses = [response.status for response in answers]
+    assert (statuses[0], statuses[1], statuses[7], statuses[14]) == (200, 401, 404, 200)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import io
+import ipaddress
 import os
 import secrets
 import signal
@@ -99,13 +100,14 @@ class Service:
     data_dir: Path
     environ: dict[str, str]
     port: int = field(default_factory=free_port)
+    host: str | None = "127.0.0.1"  # None: no --host, the service's default
     process: subprocess.Popen[bytes] | None = None
     children: list[int] = field(default_factory=list)  # redis-server, when embedded
 
     def launch(self) -> Service:
         self.log = self.data_dir.parent / f"serve-{self.port}.log"
         self.process = subprocess.Popen(
-            [str(AUTHZ), "serve", "--host", "127.0.0.1", "--port", str(self.port)],
+            [str(AUTHZ), "serve", *(("--host", self.host) if self.host else ()), "--port", str(self.port)],
             env=clean_environ(AUTHZ_DATA_DIR=str(self.data_dir), **self.environ),
             stdout=self.log.open("wb"),
             stderr=subprocess.STDOUT,
@@ -252,6 +254,47 @@ def test_fresh_start_keeps_database_keys_and_redis_private_in_the_data_dir(fresh
     assert str(data / "redis.sock") in Path(f"/proc/{redis_pid}/cmdline").read_text()
 
 
+def test_fresh_start_creates_the_database_and_its_wal_files_owner_only(
+    services_started: Callable[..., Service], tmp_path: Path
+) -> None:
+    data = tmp_path / "data"
+    usual = os.umask(0o022)  # the common umask, under which SQLite's own files are readable by everyone
+    try:
+        service = services_started(data).launch()
+    finally:
+        os.umask(usual)
+    service.wait_ready()
+    names = ("authz.sqlite3", "authz.sqlite3-wal", "authz.sqlite3-shm", "jwt-private.pem", "encryption.key")
+    modes = {name: stat.S_IMODE((data / name).stat().st_mode) for name in names}
+    assert modes == dict.fromkeys(modes, 0o600)
+    assert stat.S_IMODE(data.stat().st_mode) == 0o700
+
+
+def listening_addresses(port: int) -> set[str]:
+    """The local addresses of the TCP sockets listening on ``port`` (``/proc/net/tcp`` and ``tcp6``)."""
+    found = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(FileNotFoundError):
+            for line in Path(table).read_text().splitlines()[1:]:
+                local, state = line.split()[1], line.split()[3]
+                address, hex_port = local.split(":")
+                if state == "0A" and int(hex_port, 16) == port:  # 0A: LISTEN
+                    raw = bytes.fromhex(address)  # 32-bit words in the host's (little-endian) order
+                    packed = b"".join(raw[i : i + 4][::-1] for i in range(0, len(raw), 4))
+                    found.add(str(ipaddress.ip_address(packed)))
+    return found
+
+
+def test_without_a_host_the_service_listens_on_loopback_only(
+    services_started: Callable[..., Service], tmp_path: Path
+) -> None:
+    service = services_started(tmp_path / "data")
+    service.host = None
+    service.start()
+    assert listening_addresses(service.port) == {"127.0.0.1"}
+    assert f"authz listening on http://127.0.0.1:{service.port}" in service.log.read_text()
+
+
 def test_fresh_start_publishes_its_generated_key(fresh: Service) -> None:
     reply = fresh.get("/.well-known/jwks.json")
     assert reply.status == 200
@@ -392,6 +435,7 @@ def test_cli_changes_reach_every_instance_within_a_second(
     policy = tmp_path / "policy.yml"
     policy.write_text(
         "permissions:\n  - { role: member, verb: GET, path: api/v2/peatio/public, action: ACCEPT }\n"
+        "  - { role: superadmin, verb: ALL, path: api/v2/barong/admin, action: ACCEPT }\n"  # may not be lost
     )
     assert (
         cli(monkeypatch, tmp_path / "cli", "permissions", "import", "--replace", str(policy), **shared)[0]

@@ -52,6 +52,12 @@ def test_defaults_where_we_differ_from_barong(tmp_path: Path) -> None:
     assert settings.trusted_proxies == tuple(ipaddress.ip_network(n) for n in DEFAULT_TRUSTED_PROXIES)
 
 
+def test_the_service_listens_on_this_machine_only_unless_told_otherwise() -> None:
+    # A fresh install promotes its first sign-up to superadmin: not something to offer the network unasked.
+    assert load_settings(env={}).host == "127.0.0.1"
+    assert load_settings(env={"AUTHZ_HOST": "0.0.0.0"}).host == "0.0.0.0"
+
+
 def test_embedded_default_needs_no_database_or_redis_configured(tmp_path: Path) -> None:
     settings = load_settings(env={"AUTHZ_DATA_DIR": str(tmp_path / "data")})
     assert settings.database_url == f"sqlite:///{(tmp_path / 'data' / 'authz.sqlite3').resolve()}"
@@ -576,4 +582,31 @@ def test_an_access_token_must_not_outlive_its_refresh_token() -> None:
         load_settings(env={"AUTHZ_ACCESS_TOKEN_EXPIRE_TIME": "3600", "AUTHZ_REFRESH_TOKEN_EXPIRE_TIME": "600"})
     assert raised.value.problems == [
         "AUTHZ_ACCESS_TOKEN_EXPIRE_TIME (3600) must be shorter than AUTHZ_REFRESH_TOKEN_EXPIRE_TIME (600)"
+    ]
+
+
+SEND_THROTTLE_VARIABLES = {
+    "AUTHZ_MAIL_MAX_REQUESTS_ADDRESS": "mail_max_requests_address",
+    "AUTHZ_MAIL_MAX_REQUESTS_IP": "mail_max_requests_ip",
+    "AUTHZ_MAIL_REQUESTS_WINDOW": "mail_requests_window",
+    "AUTHZ_SMS_MAX_REQUESTS_NUMBER": "sms_max_requests_number",
+    "AUTHZ_SMS_MAX_REQUESTS_IP": "sms_max_requests_ip",
+    "AUTHZ_SMS_REQUESTS_WINDOW": "sms_requests_window",
+}
+
+
+def test_mail_and_sms_throttle_settings() -> None:
+    fields = SEND_THROTTLE_VARIABLES.values()
+    assert [getattr(load_settings(env={}), field) for field in fields] == [5, 20, 3600, 5, 10, 3600]
+    env = {variable: f" {n + 1} " for n, variable in enumerate(SEND_THROTTLE_VARIABLES)}
+    changed = load_settings(env=env)
+    assert [getattr(changed, field) for field in fields] == [1, 2, 3, 4, 5, 6]
+
+
+def test_mail_and_sms_throttle_settings_are_checked_together() -> None:
+    env = dict.fromkeys(SEND_THROTTLE_VARIABLES, "0")
+    env["AUTHZ_MAIL_REQUESTS_WINDOW"] = "1h"
+    assert problems_of(env) == [
+        f"{variable}={value!r}: {'must be a whole number' if value == '1h' else 'must be greater than 0'}"
+        for variable, value in env.items()
     ]

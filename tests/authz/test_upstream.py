@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import math
 import time
+from collections.abc import Callable
 from typing import Any
 
 import jwt
@@ -74,6 +76,54 @@ async def test_valid_token_verifies(published: Any, first: SigningKey) -> None:
 async def test_claims_are_checked(published: Any, first: SigningKey, changes: dict[str, Any]) -> None:
     with pytest.raises(UpstreamTokenError):
         await verify_token(token(first, **changes), JwksKeys(published["url"]))
+
+
+#: (case, time claims put over a valid token's as a function of now, accepted) with a 30 s leeway: the
+#: rule of every verifier of the service's JWTs (also run against the service's bearer check and its
+#: access tokens).  A time claim must be a finite JSON number; ``None`` is sent as ``null``.
+TIME_CLAIM_CASES: list[tuple[str, Callable[[int], dict[str, Any]], bool]] = [
+    ("integers", lambda now: {}, True),
+    ("fractions of seconds", lambda now: {"iat": now - 0.5, "nbf": now - 0.5, "exp": now + 60.5}, True),
+    ("nbf now", lambda now: {"nbf": now}, True),
+    ("nbf within the leeway", lambda now: {"nbf": now + 10}, True),
+    ("nbf beyond the leeway", lambda now: {"nbf": now + 120}, False),
+    ("expired", lambda now: {"exp": now - 60}, False),
+    ("issued in the future", lambda now: {"iat": now + 600}, False),
+    ("exp a numeric string", lambda now: {"exp": "9999999999"}, False),
+    ("iat a numeric string", lambda now: {"iat": str(now)}, False),
+    ("nbf a numeric string", lambda now: {"nbf": str(now)}, False),
+    ("exp true", lambda now: {"exp": True}, False),
+    ("iat true", lambda now: {"iat": True}, False),
+    ("iat false", lambda now: {"iat": False}, False),
+    ("nbf false", lambda now: {"nbf": False}, False),
+    ("exp a list", lambda now: {"exp": [now + 60]}, False),
+    ("nbf a list", lambda now: {"nbf": [now]}, False),
+    ("exp an object", lambda now: {"exp": {"value": now + 60}}, False),
+    ("exp null", lambda now: {"exp": None}, False),
+    ("iat null", lambda now: {"iat": None}, False),
+    ("nbf null", lambda now: {"nbf": None}, False),
+    ("exp infinite", lambda now: {"exp": math.inf}, False),
+    ("exp NaN", lambda now: {"exp": math.nan}, False),
+    ("iat NaN", lambda now: {"iat": math.nan}, False),
+    ("nbf NaN", lambda now: {"nbf": math.nan}, False),
+]
+
+
+@pytest.mark.parametrize(
+    ("times", "accepted"), [case[1:] for case in TIME_CLAIM_CASES], ids=[case[0] for case in TIME_CLAIM_CASES]
+)
+async def test_time_claims_must_be_numbers_that_hold_now(
+    published: Any, first: SigningKey, times: Callable[[int], dict[str, Any]], accepted: bool
+) -> None:
+    now = int(time.time())
+    claims = {"uid": "ID1", "sub": "session", "iss": "barong", "aud": ["peatio", "barong"], "jti": "j",
+              "iat": now, "exp": now + 300, **times(now)}
+    signed = jwt.encode(claims, first.private_key, "RS256", headers={"kid": first.kid})
+    if accepted:
+        assert (await verify_token(signed, JwksKeys(published["url"])))["uid"] == "ID1"
+    else:
+        with pytest.raises(UpstreamTokenError):
+            await verify_token(signed, JwksKeys(published["url"]))
 
 
 async def test_only_rs256_is_accepted(published: Any, first: SigningKey) -> None:

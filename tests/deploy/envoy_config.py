@@ -96,18 +96,21 @@ def routes(bootstrap: Bootstrap) -> list[Route]:
     return list(virtual_host.routes)
 
 
+def checked(route: Route) -> bool:
+    """Whether ext_authz runs on ``route`` (it is on unless the route turns it off)."""
+    per_route = route.typed_per_filter_config.get(EXT_AUTHZ)
+    if per_route is None:
+        return True
+    off = unpack(per_route)
+    return not (isinstance(off, ExtAuthzPerRoute) and off.disabled)
+
+
 def route_for(bootstrap: Bootstrap, path: str) -> tuple[str, bool]:
     """(cluster, ext_authz on?) of the first route whose path or prefix matches ``path``, as Envoy picks."""
     for route in routes(bootstrap):
         match = route.match
         kind = match.WhichOneof("path_specifier")
         if (kind == "path" and path == match.path) or (kind == "prefix" and path.startswith(match.prefix)):
-            per_route = route.typed_per_filter_config.get(EXT_AUTHZ)
-            disabled = (
-                per_route is not None
-                and isinstance(off := unpack(per_route), ExtAuthzPerRoute)
-                and off.disabled
-            )
-            return route.route.cluster, not disabled
+            return route.route.cluster, checked(route)
         assert kind in ("path", "prefix"), f"matcher {kind} not understood by this test"
     raise AssertionError(f"no route for {path}")

@@ -3,6 +3,7 @@ they mount made by secrets/generate.sh and read by the service's own settings lo
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import shutil
 import subprocess
@@ -152,3 +153,27 @@ def test_generated_secrets_are_every_file_compose_mounts_and_the_service_accepts
     before = {name: path.read_text() for name, path in files.items()}
     subprocess.run(["sh", str(SECRETS_SCRIPT), str(folder)], check=True, capture_output=True)
     assert {name: path.read_text() for name, path in files.items()} == before  # never overwritten
+
+
+def test_authz_trusts_exactly_envoys_fixed_address_as_its_proxy(compose: dict[str, Any]) -> None:
+    """Envoy reaches authz over the compose network, not loopback: the sidecar must be told to believe it, and
+    only it (any other container, or the Docker gateway that published ports come through, is a client)."""
+    [network] = compose["networks"]["default"]["ipam"]["config"]
+    subnet, dynamic = ipaddress.ip_network(network["subnet"]), ipaddress.ip_network(network["ip_range"])
+    envoy = ipaddress.ip_address(services(compose)["envoy"]["networks"]["default"]["ipv4_address"])
+    assert envoy in subnet and dynamic.subnet_of(subnet)  # type: ignore[arg-type]
+    assert envoy not in dynamic  # no other container can be given Envoy's address
+    environment = {k: str(v) for k, v in services(compose)["authz"]["environment"].items()}
+    settings = load_settings(env={"AUTHZ_TRUSTED_PROXIES": environment["AUTHZ_TRUSTED_PROXIES"]})
+    assert settings.trusted_proxies == (ipaddress.ip_network(envoy),)
+
+
+def test_the_sidecar_listens_for_the_gateway_and_promotes_no_sign_up(compose: dict[str, Any]) -> None:
+    """Out of the box the service listens on 127.0.0.1; in the image and the deployment it must take the
+    gateway's connections, so there the first sign-up (reachable through Envoy) is no superadmin."""
+    environment = services(compose)["authz"]["environment"]
+    chosen = {name: str(environment[name]) for name in ("AUTHZ_HOST", "AUTHZ_FIRST_REGISTRATION_SUPERADMIN")}
+    settings = load_settings(env=chosen)
+    assert (settings.host, settings.first_registration_superadmin) == ("0.0.0.0", False)
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert "AUTHZ_HOST=0.0.0.0" in dockerfile and "AUTHZ_FIRST_REGISTRATION_SUPERADMIN=false" in dockerfile

@@ -14,13 +14,19 @@ from typing import Any
 import pytest
 from envoy.config.core.v3.config_source_pb2 import ApiVersion
 from envoy.extensions.filters.http.ext_authz.v3.ext_authz_pb2 import ExtAuthz
+from envoy.extensions.filters.network.http_connection_manager.v3.http_connection_manager_pb2 import (
+    HttpConnectionManager,
+)
 from envoy.extensions.upstreams.http.v3.http_protocol_options_pb2 import HttpProtocolOptions
 from google.protobuf import json_format
 
+from identity.http.admin.console import ROOT as CONSOLE_ROOT
+from identity.http.admin.console import load_assets
 from tests.deploy.envoy_config import (
     EXT_AUTHZ,
     GRPC_CONFIG,
     HTTP_CONFIG,
+    checked,
     connection_manager,
     ext_authz,
     load_yaml,
@@ -152,8 +158,11 @@ def test_every_referenced_cluster_is_defined(path: Path) -> None:
         ("/admin", "authz", False),  # the console's static page
         ("/admin/", "authz", False),
         ("/admin/console.js", "authz", False),
+        ("/admin/console.css", "authz", False),
         ("/.well-known/jwks.json", "authz", False),
         ("/administrator", "upstream", True),  # not the console: not public
+        ("/admin/x", "upstream", True),  # not one of the console's files: an ordinary request
+        ("/admin/console.js/x", "upstream", True),
         ("/api/v2/barong/admin/users", "authz", True),  # the admin API is authorized
         ("/api/v2/barong/identity/sessions", "authz", True),
         ("/api/v2/barong/resource/users/me", "authz", True),
@@ -170,3 +179,31 @@ def test_every_referenced_cluster_is_defined(path: Path) -> None:
 )
 def test_routes(path: Path, request_path: str, cluster: str, checked: bool) -> None:
     assert route_for(parse(load_yaml(path)), request_path) == (cluster, checked)
+
+
+@CONFIGS
+def test_envoy_is_the_edge_and_hands_authz_the_address_of_its_peer(path: Path) -> None:
+    """X-Forwarded-For gets the client's socket address appended, and no hop before Envoy is believed."""
+    manager = connection_manager(parse(load_yaml(path)))
+    assert manager.use_remote_address.value is True
+    assert manager.xff_num_trusted_hops == 0
+    assert manager.skip_xff_append is False
+    assert not manager.original_ip_detection_extensions
+
+
+@CONFIGS
+def test_only_exact_normalised_paths_skip_the_check(path: Path) -> None:
+    """A route without ext_authz matches one path exactly, after Envoy has normalised it (and refused escaped
+    slashes): no other target can land there, and the one it forwards is the one it matched."""
+    manager = connection_manager(parse(load_yaml(path)))
+    assert manager.normalize_path.value is True and manager.merge_slashes is True
+    action = HttpConnectionManager.PathWithEscapedSlashesAction.Name(manager.path_with_escaped_slashes_action)
+    assert action == "REJECT_REQUEST"
+    unchecked = [route for route in routes(parse(load_yaml(path))) if not checked(route)]
+    console = [CONSOLE_ROOT, *(asset.url for asset in load_assets())]  # what the sidecar serves there
+    assert [route.match.path for route in unchecked] == [*console, "/.well-known/jwks.json"]
+    for route in unchecked:
+        assert route.match.WhichOneof("path_specifier") == "path", route.match
+        assert not route.match.HasField("case_sensitive") or route.match.case_sensitive.value
+        assert route.route.cluster == "authz"
+        assert not route.route.prefix_rewrite and not route.route.HasField("regex_rewrite")

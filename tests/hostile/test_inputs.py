@@ -2,7 +2,9 @@
 (``{"errors": [...]}``, or the token API's ``{"code", "message"}``), never a 5xx, and writes nothing.
 
 Requests whose path or headers the client would normalise or refuse go out on a raw socket.  Everything
-runs on SQLite: the input handling under test is the same on both databases.
+here runs on SQLite: the input handling under test is the same on both databases.  A NUL character, which
+only PostgreSQL cannot store, and JSON nested too deep are tried on both, in every documented parameter,
+by ``test_every_endpoint.py``.
 """
 
 from __future__ import annotations

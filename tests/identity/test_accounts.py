@@ -400,3 +400,153 @@ async def test_of_concurrent_first_sign_ups_exactly_one_becomes_the_superadmin(
     assert [response.status for response in responses] == [201] * len(emails)
     roles = sorted([(await services.users.get_by_email(email)).role for email in emails])
     assert roles == ["member", "member", "member", "superadmin"]
+
+
+# --- throttling of the mails asked for an address -----------------------------------------------------
+
+RESET = f"{USERS}/password/generate_code"
+CONFIRMATION = f"{USERS}/email/generate_code"
+TOO_MANY = {"errors": ["identity.user.too_many_requests"]}
+#: The default limits (``AUTHZ_MAIL_MAX_REQUESTS_ADDRESS``, ``AUTHZ_MAIL_MAX_REQUESTS_IP``, per hour).
+PER_ADDRESS, PER_IP = 5, 20
+
+
+@pytest.fixture
+def make_mail_client(aiohttp_client: Any, mail_settings: Any, services: Any, clock: Any) -> Any:
+    """``await make_mail_client(**settings)``: another instance of the app mailing to ``inbox``, with changed
+    settings (each call builds one more instance on the same database, Redis namespace and clock)."""
+    from dataclasses import replace
+
+    from authz.app import build_app
+
+    async def make(**changes: Any) -> Any:
+        settings = replace(mail_settings, **changes)
+        return await aiohttp_client(build_app(settings, settings.redis_url, clock=clock))
+
+    return make
+
+
+async def mails_sent(inbox: Inbox, services: Any, address: str, template: str) -> int:
+    """How many mails of ``template`` reached ``address`` once the mail queue is empty (every mail that the
+    requests queued has been delivered)."""
+    messages = f"{services.settings.redis_namespace}:mail:messages"
+    assert await eventually(lambda: services.redis.hlen(messages), lambda left: left == 0, within=10) == 0
+    return len(inbox.to(address, template))
+
+
+async def assert_mail_throttled(response: Any, window: int = 3600) -> None:
+    assert response.status == 429, await response.text()
+    assert await response.json() == TOO_MANY
+    assert 1 <= int(response.headers["Retry-After"]) <= window
+
+
+async def ask(client: Any, path: str, email: str, ip: str = "81.2.69.10") -> Any:
+    return await client.post(path, json={"email": email}, headers=browser(ip))
+
+
+@SQLITE_ONLY
+@pytest.mark.parametrize(
+    ("path", "template", "state"),
+    [(RESET, "password_reset", "active"), (CONFIRMATION, "email_confirmation", "pending")],
+    ids=["reset", "confirmation"],
+)
+async def test_a_flood_of_mail_requests_for_one_address_mails_it_only_the_limit(
+    mail_client: Any, inbox: Inbox, make_user: Any, services: Any, path: str, template: str, state: str
+) -> None:
+    account = await make_user(email=f"flooded-{template}@example.com", state=state)
+    # From 25 addresses at once: only the address's limit applies.
+    responses = await asyncio.gather(
+        *(ask(mail_client, path, account.user.email, f"81.2.69.{n + 1}") for n in range(25))
+    )
+    statuses = sorted(response.status for response in responses)
+    assert statuses == [201] * PER_ADDRESS + [429] * (25 - PER_ADDRESS)
+    for response in responses:
+        if response.status == 429:
+            await assert_mail_throttled(response)
+    assert await mails_sent(inbox, services, account.user.email, template) == PER_ADDRESS
+
+
+@SQLITE_ONLY
+async def test_reset_requests_for_an_unknown_address_are_counted_and_answered_alike(
+    mail_client: Any, inbox: Inbox, make_user: Any, services: Any
+) -> None:
+    """The limit counts requests, not mails: an address without an account is refused after as many
+    requests as one with an account, with the same answer (nothing tells the two apart)."""
+    account = await make_user(email="known@example.com")
+
+    async def answers(email: str) -> list[tuple[int, Any, bool]]:
+        seen = []
+        for _ in range(6):
+            response = await ask(mail_client, RESET, email)
+            seen.append((response.status, await response.json(), "Retry-After" in response.headers))
+        return seen
+
+    known, unknown = await answers(account.user.email), await answers("ghost@example.com")
+    assert known == unknown == [(201, {}, False)] * PER_ADDRESS + [(429, TOO_MANY, True)]
+    assert await mails_sent(inbox, services, account.user.email, "password_reset") == PER_ADDRESS
+    assert inbox.to("ghost@example.com") == []
+
+
+@SQLITE_ONLY
+async def test_mail_requests_from_one_ip_are_throttled_whatever_the_address(
+    mail_client: Any, inbox: Inbox, make_user: Any, services: Any
+) -> None:
+    accounts = [await make_user(email=f"rotated{n}@example.com") for n in range(PER_IP + 2)]
+    for account in accounts[:PER_IP]:
+        assert (await ask(mail_client, RESET, account.user.email)).status == 201
+    await assert_mail_throttled(await ask(mail_client, RESET, accounts[PER_IP].user.email))
+    # One budget for every mail a client asks for: confirmations too.
+    pending = await make_user(email="pending@example.com", state="pending")
+    await assert_mail_throttled(await ask(mail_client, CONFIRMATION, pending.user.email))
+    assert (await ask(mail_client, RESET, accounts[-1].user.email, "1.0.0.7")).status == 201  # another client
+    sent = [await mails_sent(inbox, services, a.user.email, "password_reset") for a in accounts]
+    assert sent == [1] * PER_IP + [0, 1]
+    assert inbox.to(pending.user.email) == []
+
+
+@SQLITE_ONLY
+async def test_the_mail_limit_is_shared_by_two_instances(
+    make_mail_client: Any, inbox: Inbox, make_user: Any, services: Any
+) -> None:
+    a, b = await make_mail_client(), await make_mail_client()
+    account = await make_user(email="twice@example.com")
+    for client in (a, b, a, b, a):  # PER_ADDRESS requests
+        assert (await ask(client, RESET, account.user.email)).status == 201
+    await assert_mail_throttled(await ask(b, RESET, account.user.email))
+    await assert_mail_throttled(await ask(a, RESET, account.user.email, "1.0.0.7"))
+    # And at once, on both: the counting is atomic in Redis, not per process.
+    other = await make_user(email="other@example.com")
+    responses = await asyncio.gather(
+        *(ask((a, b)[n % 2], RESET, other.user.email, f"81.2.69.{n + 1}") for n in range(16))
+    )
+    assert sorted(response.status for response in responses) == [201] * PER_ADDRESS + [429] * 11
+    assert await mails_sent(inbox, services, account.user.email, "password_reset") == PER_ADDRESS
+    assert await mails_sent(inbox, services, other.user.email, "password_reset") == PER_ADDRESS
+
+
+@SQLITE_ONLY
+async def test_the_mail_limit_lifts_when_the_window_ends(
+    make_mail_client: Any, inbox: Inbox, make_user: Any, services: Any
+) -> None:
+    client = await make_mail_client(mail_max_requests_address=1, mail_requests_window=1)
+    account = await make_user(email="patient@example.com")
+    assert (await ask(client, RESET, account.user.email)).status == 201
+    refused = await ask(client, RESET, account.user.email)
+    await assert_mail_throttled(refused, window=1)
+    await asyncio.sleep(1.1)  # the counters' Redis TTL is the window
+    assert (await ask(client, RESET, account.user.email)).status == 201
+    assert await mails_sent(inbox, services, account.user.email, "password_reset") == 2
+
+
+@SQLITE_ONLY
+async def test_sign_ups_from_one_ip_are_throttled_and_a_refused_one_creates_nothing(
+    mail_client: Any, inbox: Inbox, make_user: Any, services: Any
+) -> None:
+    await first_user(mail_client, make_user)
+    for n in range(PER_IP):
+        assert (await sign_up(mail_client, f"signup{n}@example.com")).status == 201
+    await assert_mail_throttled(await sign_up(mail_client, "refused@example.com"))
+    assert await services.users.get_by_email("refused@example.com") is None
+    for n in range(PER_IP):
+        assert await mails_sent(inbox, services, f"signup{n}@example.com", "email_confirmation") == 1
+    assert inbox.to("refused@example.com") == []

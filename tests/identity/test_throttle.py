@@ -5,30 +5,17 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 from redis.asyncio import Redis
 
-from authz.embedded_redis import EmbeddedRedis
 from identity.errors import TooManyAttempts
 from identity.throttle import LoginThrottle
 
 
-@pytest.fixture(params=["machine", "embedded"])
-async def redis(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Redis]:
-    if request.param == "machine":
-        url = request.getfixturevalue("redis_url")
-        embedded = None
-    else:
-        embedded = EmbeddedRedis(tmp_path / "data").start()
-        url = embedded.url
-    client = Redis.from_url(url, decode_responses=True)
-    yield client
-    await client.aclose()
-    if embedded is not None:
-        embedded.stop()
+@pytest.fixture
+def redis(machine_or_embedded_redis: Redis) -> Redis:
+    return machine_or_embedded_redis
 
 
 def throttle(redis: Redis, namespace: str, **limits: int) -> LoginThrottle:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 import jwt
@@ -12,6 +13,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from identity.bearer import BearerVerifier
 from identity.errors import BearerRejected
 from tests.authz.helpers import signing_key_pem
+from tests.authz.test_upstream import TIME_CLAIM_CASES
 from tests.resource.helpers import ME, RESOURCE_ALIAS, bearer, jwt_for
 
 SQLITE_ONLY = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
@@ -104,6 +106,28 @@ def test_expiry_and_issue_time_follow_the_service_clock() -> None:
     now[0] -= 200  # issued "in the future"
     with pytest.raises(BearerRejected):
         verifier.claims(token)
+
+
+@pytest.mark.parametrize(
+    ("times", "accepted"), [case[1:] for case in TIME_CLAIM_CASES], ids=[case[0] for case in TIME_CLAIM_CASES]
+)
+def test_time_claims_must_be_numbers_that_hold_now(
+    times: Callable[[int], dict[str, Any]], accepted: bool
+) -> None:
+    from authz.keys import SigningKey
+
+    key = SigningKey.from_pem(signing_key_pem())
+    now = 1_000_000
+    verifier = BearerVerifier(
+        {key.kid: key.private_key.public_key()}, issuer="barong", audience=("barong",), clock=lambda: now
+    )
+    claims = {**_claims(now), **times(now)}
+    token = "Bearer " + jwt.encode(claims, key.private_key, algorithm="RS256", headers={"kid": key.kid})
+    if accepted:
+        assert verifier.claims(token)["uid"] == "ID0000000001"
+    else:
+        with pytest.raises(BearerRejected):
+            verifier.claims(token)
 
 
 def test_foreign_keys_and_other_algorithms_are_refused() -> None:

@@ -3,6 +3,7 @@ number raises the user's level through the private label ``phone:verified``."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from collections.abc import AsyncIterator
@@ -14,6 +15,7 @@ from aiohttp import web
 
 from identity.account_rules import AccountRules
 from tests.faults import free_port
+from tests.identity.helpers import browser
 from tests.resource.helpers import RESOURCE, RESOURCE_ALIAS, bearer, jwt_for
 
 SQLITE_ONLY = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
@@ -321,3 +323,81 @@ async def test_an_unreachable_twilio_is_503(make_client: Any, make_user: Any) ->
     token = await jwt_for(client, await make_user())
     assert await errors(await add(client, token)) == (503, ["resource.phone.sms_failed"])
     assert await (await client.get(PHONES, headers=bearer(token))).json() == []
+
+
+# --- throttling: codes per number (whoever asks) and per client IP --------------------------------------
+
+
+def from_ip(ip: str, token: str) -> dict[str, str]:
+    """The bearer headers of a request the gateway forwards from ``ip``."""
+    return browser(ip, Authorization=token)
+
+
+async def assert_sms_throttled(response: Any) -> None:
+    assert await errors(response) == (429, ["resource.phone.too_many_requests"])
+    assert 1 <= int(response.headers["Retry-After"]) <= 3600
+
+
+@SQLITE_ONLY
+async def test_a_flood_of_code_requests_for_one_number_sends_only_the_limit(
+    make_client: Any, make_user: Any, settings: Any
+) -> None:
+    client = await make_client(phone_code_resend_interval=0)  # no interval: only the throttle holds it back
+    token = await jwt_for(client, await make_user())
+    assert (await add(client, token)).status == 201
+    body = {"phone_number": NUMBER}
+    responses = await asyncio.gather(
+        *(
+            client.post(f"{PHONES}/send_code", json=body, headers=from_ip(f"81.2.69.{n + 1}", token))
+            for n in range(24)
+        )
+    )
+    limit = 5  # AUTHZ_SMS_MAX_REQUESTS_NUMBER's default
+    assert sorted(response.status for response in responses) == [201] * (limit - 1) + [429] * (25 - limit)
+    for response in responses:
+        if response.status == 429:
+            await assert_sms_throttled(response)
+    assert len(outbox(settings)) == limit
+
+
+@SQLITE_ONLY
+async def test_codes_for_one_number_are_limited_whoever_asks(
+    api: Any, make_user: Any, settings: Any
+) -> None:
+    tokens = [await jwt_for(api, await make_user()) for _ in range(6)]
+    body = {"phone_number": NUMBER}
+    for n, token in enumerate(tokens[:5]):
+        response = await api.post(PHONES, json=body, headers=from_ip(f"81.2.69.{n + 1}", token))
+        assert response.status == 201, await response.text()
+    await assert_sms_throttled(await api.post(PHONES, json=body, headers=from_ip("1.0.0.7", tokens[5])))
+    assert await (await api.get(PHONES, headers=bearer(tokens[5]))).json() == []  # not added either
+    assert len(outbox(settings)) == 5
+
+
+@SQLITE_ONLY
+async def test_codes_from_one_ip_are_limited_across_numbers(api: Any, make_user: Any, settings: Any) -> None:
+    per_ip = 10  # AUTHZ_SMS_MAX_REQUESTS_IP's default
+    token = await jwt_for(api, await make_user())
+    numbers = [f"+4474180841{n:02d}" for n in range(per_ip + 2)]
+    for number in numbers[:per_ip]:
+        assert (await add(api, token, number)).status == 201
+    await assert_sms_throttled(await add(api, token, numbers[per_ip]))
+    response = await api.post(PHONES, json={"phone_number": numbers[-1]}, headers=from_ip("1.0.0.7", token))
+    assert response.status == 201
+    assert [message["to"] for message in outbox(settings)] == [*numbers[:per_ip], numbers[-1]]
+
+
+@SQLITE_ONLY
+async def test_the_code_limit_lifts_when_the_window_ends(
+    make_client: Any, make_user: Any, settings: Any, clock: Any
+) -> None:
+    client = await make_client(sms_max_requests_number=1, sms_requests_window=1)
+    token = await jwt_for(client, await make_user())
+    assert (await add(client, token)).status == 201
+    clock.advance(settings.phone_code_resend_interval)
+    refused = await send_code(client, token)
+    assert await errors(refused) == (429, ["resource.phone.too_many_requests"])
+    assert refused.headers["Retry-After"] == "1"
+    await asyncio.sleep(1.1)  # the counters' Redis TTL is the window
+    assert (await send_code(client, token)).status == 201
+    assert len(outbox(settings)) == 2

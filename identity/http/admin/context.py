@@ -1,10 +1,11 @@
-"""What every admin handler needs: the bearer check (as the resource API's), then the caller's ability.
+"""What every admin handler needs: the caller check (as the resource API's), then the caller's ability.
 
-``admin(action, subject)`` turns ``handler(request, actor)`` into an aiohttp handler that verifies the
-bearer JWT, loads its user, and answers 401 ``admin.ability.not_permitted`` unless the user's role may
-``action`` (read, create, update, destroy) the ``subject`` (User, Permission, ...) according to the
-abilities file.  The ability is checked before the parameters are read, so a caller without it learns
-nothing about them.
+``admin(action, subject)`` turns ``handler(request, actor)`` into an aiohttp handler that checks the
+request as the gateway does (the upstream JWT, the session or API key it was minted for, and the
+permission table for this method and path: 401 ``authz.invalid_permission``), loads its user, and answers
+401 ``admin.ability.not_permitted`` unless the user's role may ``action`` (read, create, update, destroy)
+the ``subject`` (User, Permission, ...) according to the abilities file.  Both are checked before the
+parameters are read, so a caller without them learns nothing about them.
 """
 
 from __future__ import annotations
@@ -32,13 +33,14 @@ ADMIN = web.AppKey("admin", AdminContext)
 
 
 async def current_actor(request: web.Request) -> Actor:
-    """The admin behind the request's bearer JWT, with the client's address and agent."""
+    """The admin behind the request's upstream JWT (checked as :func:`current_user` does), with the client's
+    address and agent."""
     user = await current_user(request)
     return Actor(user, request.app[RESOURCE].client_info(request))
 
 
 def admin(action: str | None, subject: str | None) -> Callable[[AdminHandler], Handler]:
-    """``handler(request, actor)`` behind the bearer check and the ability ``action`` on ``subject``
+    """``handler(request, actor)`` behind the caller check and the ability ``action`` on ``subject``
     (``None``: any signed-in user, as Barong's ``GET /admin/abilities``)."""
 
     def decorate(handler: AdminHandler) -> Handler:

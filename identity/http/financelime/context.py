@@ -8,20 +8,19 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from identity.activity_log import ClientInfo
-from identity.bearer import BearerVerifier
+from identity.callers import UpstreamCallers
 from identity.signups import SignupService
 from identity.token_sessions import TokenSessionService
-from identity.users import SqlUserRepository
 
 
 @dataclass(frozen=True)
 class FinancelimeContext:
-    """The token API's services (``signups``, ``tokens``) and the upstream-JWT check used behind a gateway."""
+    """The token API's services (``signups``, ``tokens``) and the caller check (the upstream JWT used behind
+    a gateway, and the permission table for every bearer)."""
 
     signups: SignupService
     tokens: TokenSessionService
-    bearer: BearerVerifier
-    users: SqlUserRepository
+    callers: UpstreamCallers
     client_info: Callable[[web.Request], ClientInfo]
     version: str
     build: str

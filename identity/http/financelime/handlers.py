@@ -16,7 +16,6 @@ from identity.access_tokens import bearer_token
 from identity.activity_log import ClientInfo
 from identity.errors import (
     AccessTokenRejected,
-    BearerRejected,
     InvalidOtp,
     MalformedRequest,
     RecordNotFound,
@@ -150,7 +149,8 @@ async def refresh_tokens(request: web.Request) -> web.Response:
 
 async def _caller(request: web.Request) -> tuple[str, str | None]:
     """The uid and session id of the bearer: an access token, or — behind a gateway, which swaps it for its
-    own JWT — the upstream JWT the decision endpoint minted from one (its ``sid`` claim)."""
+    own JWT — the upstream JWT the decision endpoint minted (its ``sid`` claim, whose session must still be
+    live).  Either way the permission table must let the user's role make this request."""
     ctx = request.app[FINANCELIME]
     token = bearer_token(request.headers.get("Authorization"))
     if token is None:
@@ -158,15 +158,11 @@ async def _caller(request: web.Request) -> tuple[str, str | None]:
     try:
         holder = await ctx.tokens.holder(token)
     except AccessTokenRejected:
-        try:
-            claims = ctx.bearer.claims(f"Bearer {token}")
-        except BearerRejected:
-            raise AccessTokenRejected() from None
-        user = await ctx.users.get_by_uid(claims["uid"])
-        if user is None or not user.usable:
-            raise AccessTokenRejected() from None
-        session = claims.get("sid")
-        return user.uid, session if isinstance(session, str) else None
+        holder = None
+    if holder is None:
+        caller = await ctx.callers.caller(f"Bearer {token}", request.method, request.path)
+        return caller.user.uid, caller.session
+    ctx.callers.check_permitted(holder.user.role, request.method, request.path)
     return holder.user.uid, holder.session.hash
 
 

@@ -14,6 +14,7 @@ import orjson
 from aiohttp import web
 
 from identity.errors import MalformedRequest
+from identity.http.params import enforce_input_limits
 from identity.user_fields import email_problems
 
 #: A request id is any short run of visible ASCII (the original's formats changed between versions).
@@ -46,6 +47,7 @@ async def json_body(request: web.Request) -> dict[str, Any]:
         return {}
     if not isinstance(body, dict):
         raise MalformedRequest("request.invalid_json")
+    enforce_input_limits(body.items())
     return {key.lower(): value for key, value in body.items()}
 
 

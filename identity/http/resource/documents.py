@@ -27,7 +27,7 @@ from identity.documents import (
 )
 from identity.errors import MalformedRequest, PayloadTooLarge, RecordNotFound
 from identity.http.entities import iso
-from identity.http.params import read_params
+from identity.http.params import enforce_input_limits, read_params
 from identity.http.resource.context import PREFIXES, RESOURCE, Handler, authenticated
 from identity.http.responses import json_response
 from identity.models import Document, User
@@ -101,6 +101,7 @@ async def read_upload(
             value = await _field(part)
             if part.name:
                 fields[part.name] = value
+        enforce_input_limits(fields.items())
     except (ValueError, BadHttpMessage):  # aiohttp's multipart parser: no or bad boundary, bad part headers
         await store.discard(staged)
         raise MalformedRequest("request.malformed") from None

@@ -3,7 +3,9 @@
 Keys and statuses as Barong 2.6: 400 ``resource.phone.invalid_num`` / ``number_exist`` / ``exists``, 404
 ``doesnt_exist`` / ``verification_invalid``, 422 ``resource.phone.{missing,empty}_<param>`` and
 ``invalid_channel``; 201 on every POST.  Ours on top: 422 ``resource.phone.exceeded_resend_limit`` for a
-code asked again within the resend interval, 503 ``resource.phone.sms_failed`` when the SMS cannot be sent.
+code asked again within the resend interval, 429 ``resource.phone.too_many_requests`` (with ``Retry-After``)
+beyond the codes a number or a client IP may ask for within the window, 503 ``resource.phone.sms_failed``
+when the SMS cannot be sent.
 """
 
 from __future__ import annotations
@@ -58,13 +60,13 @@ async def list_phones(request: web.Request, user: User) -> web.StreamResponse:
 
 async def add_phone(request: web.Request, user: User) -> web.StreamResponse:
     number, channel = await _number_and_channel(request)
-    await request.app[PHONES].add(user, number)
+    await request.app[PHONES].add(user, number, request.app[RESOURCE].client_info(request))
     return json_response({"message": f"Code was sent successfully via {channel}"}, 201)
 
 
 async def send_code(request: web.Request, user: User) -> web.StreamResponse:
     number, channel = await _number_and_channel(request)
-    await request.app[PHONES].send_code(user, number)
+    await request.app[PHONES].send_code(user, number, request.app[RESOURCE].client_info(request))
     return json_response({"message": f"Code was sent successfully via {channel}"}, 201)
 
 

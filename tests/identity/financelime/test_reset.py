@@ -3,6 +3,7 @@ and the mailed page (``GET /p/{key}``) that mails a new password and ends every 
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -17,6 +18,7 @@ from tests.identity.financelime.helpers import (
     link_in,
     password_in,
 )
+from tests.authz.helpers import eventually
 from tests.identity.helpers import login as cookie_login
 
 PROTECTED = "/api/v2/auth/api/v2/peatio/account/balances"
@@ -111,3 +113,69 @@ async def test_the_reset_page_needs_a_request_id_and_a_valid_key(api_client: Any
     assert (await api_client.get("/p/abcefghijkmnopqr")).status == 400
     assert (await api_client.get("/p/abcefghijkmnopqr?rid=abcda12b12c12d12")).status == 404
     assert (await api_client.get("/p/nope?rid=abcda12b12c12d12")).status == 404
+
+
+# --- throttling: the identity API's reset-mail limits, shared with it ---------------------------------------
+
+
+async def queue_drained(services: Any) -> None:
+    """Wait until every mail the requests queued has been delivered."""
+    messages = f"{services.settings.redis_namespace}:mail:messages"
+    assert await eventually(lambda: services.redis.hlen(messages), lambda left: left == 0, within=10) == 0
+
+
+async def assert_throttled(response: Any) -> None:
+    assert await error_of(response) == (429, "TOO_MANY_REQUESTS")
+    assert 1 <= int(response.headers["Retry-After"]) <= 3600
+
+
+@SQLITE_ONLY
+async def test_a_flood_of_reset_requests_mails_only_the_limit(
+    api_client: Any, inbox: Any, make_user: Any, services: Any
+) -> None:
+    account = await make_user()
+    api = Api(api_client, SEED_000)
+    limit = 5  # AUTHZ_MAIL_MAX_REQUESTS_ADDRESS's default
+    responses = await asyncio.gather(
+        *(
+            api.call("reset", {"email": account.user.email}, **{"X-Forwarded-For": f"81.2.69.{n + 1}"})
+            for n in range(25)
+        )
+    )
+    assert sorted(response.status for response in responses) == [204] * limit + [429] * (25 - limit)
+    for response in responses:
+        if response.status == 429:
+            await assert_throttled(response)
+    await queue_drained(services)
+    assert len(inbox.to(account.user.email, "reset_link")) == limit
+
+
+@SQLITE_ONLY
+async def test_requests_for_an_unknown_email_count_too(api_client: Any) -> None:
+    api = Api(api_client, SEED_000)
+    for _ in range(5):
+        response = await api.call("reset", {"email": "nobody@example.com"})
+        assert await error_of(response) == (404, "USER_NOT_FOUND")
+    await assert_throttled(await api.call("reset", {"email": "nobody@example.com"}))
+
+
+@SQLITE_ONLY
+async def test_the_reset_limit_holds_across_both_apis(
+    api_client: Any, inbox: Any, make_user: Any, services: Any
+) -> None:
+    account = await make_user()
+    api = Api(api_client, SEED_000)
+    barong = "/api/v2/barong/identity/users/password/generate_code"
+    for n in range(5):
+        if n % 2:
+            assert (await api.call("reset", {"email": account.user.email})).status == 204
+        else:
+            response = await api_client.post(barong, json={"email": account.user.email}, headers=headers())
+            assert response.status == 201
+    await assert_throttled(await api.call("reset", {"email": account.user.email}))
+    refused = await api_client.post(barong, json={"email": account.user.email}, headers=headers())
+    assert refused.status == 429
+    assert await refused.json() == {"errors": ["identity.user.too_many_requests"]}
+    await queue_drained(services)
+    assert len(inbox.to(account.user.email, "reset_link")) == 2
+    assert len(inbox.to(account.user.email, "password_reset")) == 3

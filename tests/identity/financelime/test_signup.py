@@ -157,6 +157,29 @@ async def test_invite_codes_may_be_optional(
     assert await error_of(unknown) == (404, "INVITE_NOT_FOUND")
 
 
+@SQLITE_ONLY
+async def test_sign_ups_from_one_ip_are_throttled_and_a_refused_one_holds_nothing(
+    api_client: Any, services: Any, inbox: Any
+) -> None:
+    per_ip = 20  # AUTHZ_MAIL_MAX_REQUESTS_IP's default
+    invite = (await SqlInviteCodeRepository(services.engine).create(max_uses=per_ip + 5)).code
+    api = Api(api_client, SEED_000)
+    addresses = [f"rotated{n}@example.com" for n in range(per_ip)]
+    for address in addresses:
+        assert (await api.call("sign_up", form(address, invite))).status == 204
+    refused = await api.call("sign_up", form("refused@example.com", invite))
+    assert await error_of(refused) == (429, "TOO_MANY_REQUESTS")
+    assert 1 <= int(refused.headers["Retry-After"]) <= 3600
+    elsewhere = {"X-Forwarded-For": "1.0.0.7"}
+    assert (await api.call("sign_up", form("elsewhere@example.com", invite), **elsewhere)).status == 204
+    async with services.engine.connect() as conn:
+        pending = (await conn.execute(select(signups.c.email))).scalars().all()
+    assert sorted(pending) == sorted([*addresses, "elsewhere@example.com"])
+    for address in [*addresses, "elsewhere@example.com"]:
+        await inbox.wait_for(address, "signup_confirmation")
+    assert inbox.to("refused@example.com") == []
+
+
 BAD_SIGN_UPS = [
     pytest.param({"inviteCode": "x", "language": "en"}, id="no-email"),
     pytest.param({"email": "not-an-address", "language": "en"}, id="bad-email"),
