@@ -11,8 +11,8 @@ import logging
 from collections.abc import Sequence
 
 from authz.audit import ActivityRecorder, admin_activity
-from authz.canonical import canonical_path
 from authz.authn.base import NOT_MINE, Authenticator
+from authz.canonical import canonical_path
 from authz.decision import UNAVAILABLE, Allow, Decision, DecisionRequest, Denied, Deny, Principal
 from authz.geoip import GeoIP, GeoLocation
 from authz.mutator_jwt import IdTokenMutator

@@ -20,7 +20,15 @@ from authz.authorizer import CompiledPermissions, PermissionVerdict, build_permi
 from authz.canonical import ALIASED_AREAS, aliases, canonical_path, canonical_prefixes
 from authz.path_rules import PathRules
 from identity.models import Permission
-from tests.authz.helpers import admin_activities, cookie_headers, decide, error, fast_settings, new_user, open_session
+from tests.authz.helpers import (
+    admin_activities,
+    cookie_headers,
+    decide,
+    error,
+    fast_settings,
+    new_user,
+    open_session,
+)
 
 
 @pytest.mark.parametrize(

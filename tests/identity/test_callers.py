@@ -16,7 +16,8 @@ from identity.models import Permission
 from identity.sessions import session_hash
 from tests.authz.helpers import bearer_claims, sign
 from tests.identity.conftest import Inbox, token_in
-from tests.identity.financelime.helpers import DEVICE, headers as token_api_headers
+from tests.identity.financelime.helpers import DEVICE
+from tests.identity.financelime.helpers import headers as token_api_headers
 from tests.identity.helpers import browser, cheap_argon2, login, with_cookie
 
 ADMIN = "/api/v2/barong/admin"

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from identity.signups import key_digest
+from tests.authz.helpers import eventually
 from tests.identity.financelime.helpers import (
     PATH_SETS,
     SEED_000,
@@ -18,7 +19,6 @@ from tests.identity.financelime.helpers import (
     link_in,
     password_in,
 )
-from tests.authz.helpers import eventually
 from tests.identity.helpers import login as cookie_login
 
 PROTECTED = "/api/v2/auth/api/v2/peatio/account/balances"
