@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 #: Requests to these paths skip restrictions (whitelink consumption must work from a restricted address).
 RESTRICTION_EXEMPT_PATHS = frozenset({"api/v2/barong/identity/users/access"})
 #: Every POST that signs in with a credential (password, Auth0 ID token): blocklogin restrictions refuse
-#: these only (decisions.md: not logout, not other requests).  The token API's refresh (PUT v1/oauth)
+#: these only (docs/security-model.md: not logout, not other requests).  The refresh (PUT v1/oauth)
 #: continues a session that a login opened; it is not a login.
 LOGIN_PATHS = frozenset(
     {

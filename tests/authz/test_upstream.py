@@ -108,10 +108,13 @@ TIME_CLAIM_CASES: list[tuple[str, Callable[[int], dict[str, Any]], bool]] = [
     ("nbf NaN", lambda now: {"nbf": math.nan}, False),
 ]
 
-
-@pytest.mark.parametrize(
+#: The table as a parametrization (``times``, ``accepted``), for every verifier's test.
+EACH_TIME_CLAIM_CASE = pytest.mark.parametrize(
     ("times", "accepted"), [case[1:] for case in TIME_CLAIM_CASES], ids=[case[0] for case in TIME_CLAIM_CASES]
 )
+
+
+@EACH_TIME_CLAIM_CASE
 async def test_time_claims_must_be_numbers_that_hold_now(
     published: Any, first: SigningKey, times: Callable[[int], dict[str, Any]], accepted: bool
 ) -> None:

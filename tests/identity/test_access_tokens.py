@@ -13,14 +13,12 @@ from authz.keys import SigningKey
 from identity.access_tokens import SUBJECT, TOKEN_TYPE, AccessTokens
 from identity.errors import AccessTokenRejected
 from tests.authz.helpers import signing_key_pem
-from tests.authz.test_upstream import TIME_CLAIM_CASES
+from tests.authz.test_upstream import EACH_TIME_CLAIM_CASE
 
 NOW = 1_000_000
 
 
-@pytest.mark.parametrize(
-    ("times", "accepted"), [case[1:] for case in TIME_CLAIM_CASES], ids=[case[0] for case in TIME_CLAIM_CASES]
-)
+@EACH_TIME_CLAIM_CASE
 def test_time_claims_must_be_numbers_that_hold_now(
     times: Callable[[int], dict[str, Any]], accepted: bool
 ) -> None:

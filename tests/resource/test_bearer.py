@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from identity.bearer import BearerVerifier
 from identity.errors import BearerRejected
 from tests.authz.helpers import signing_key_pem
-from tests.authz.test_upstream import TIME_CLAIM_CASES
+from tests.authz.test_upstream import EACH_TIME_CLAIM_CASE
 from tests.resource.helpers import ME, RESOURCE_ALIAS, bearer, jwt_for
 
 SQLITE_ONLY = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
@@ -108,9 +108,7 @@ def test_expiry_and_issue_time_follow_the_service_clock() -> None:
         verifier.claims(token)
 
 
-@pytest.mark.parametrize(
-    ("times", "accepted"), [case[1:] for case in TIME_CLAIM_CASES], ids=[case[0] for case in TIME_CLAIM_CASES]
-)
+@EACH_TIME_CLAIM_CASE
 def test_time_claims_must_be_numbers_that_hold_now(
     times: Callable[[int], dict[str, Any]], accepted: bool
 ) -> None:
