@@ -14,9 +14,9 @@ COPY pyproject.toml README.md ./
 COPY policies ./policies
 COPY identity ./identity
 COPY authz ./authz
-# Editable on purpose: the service finds policies/ beside its packages (authz.settings.PROJECT_ROOT), which
-# a regular install into site-packages would leave behind.
-RUN pip install -e .
+# A regular install: the packages and their data (the policy files too) go to site-packages, as from the
+# wheel that .ci/wheel_smoke.sh checks; the build's leftovers go.
+RUN pip install . && rm -rf build authz.egg-info
 
 USER authz
 # Outside a container the service listens on 127.0.0.1 only; here it must take connections from the network

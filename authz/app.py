@@ -15,7 +15,8 @@ from collections.abc import AsyncIterator, Callable
 import aiohttp
 from aiohttp import web
 
-from authz.admin_api import admin_services, install_admin_api
+from authz.admin_api import install_admin_api
+from authz.admin_services import admin_services
 from authz.audit import ActivityRecorder
 from authz.authn.access_token import AccessTokenAuthenticator
 from authz.authn.api_key import ApiKeyAuthenticator

@@ -20,10 +20,10 @@ from pathlib import Path
 import casbin
 
 from authz.canonical import canonical_prefixes
-from authz.settings import PROJECT_ROOT
+from authz.settings import POLICIES_DIR
 from identity.models import Permission
 
-DEFAULT_MODEL_PATH = PROJECT_ROOT / "policies" / "permissions_model.conf"
+DEFAULT_MODEL_PATH = POLICIES_DIR / "permissions_model.conf"
 
 ALL_VERBS = "ALL"
 

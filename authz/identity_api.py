@@ -83,9 +83,14 @@ def public_config(settings: Settings) -> PublicConfig:
 
 @functools.cache
 def build_label(configured: str) -> str:
-    """``GET /v1/version``'s build: the configured one, else the checkout's commit and its date."""
+    """``GET /v1/version``'s build: the configured one, else the checkout's commit and its date.
+
+    An installed copy has no checkout (its site-packages may lie in some other repository): "unknown".
+    """
     if configured:
         return configured
+    if not (PROJECT_ROOT / ".git").exists():
+        return "unknown"
     try:
         done = subprocess.run(
             ["git", "-C", str(PROJECT_ROOT), "log", "-1", "--format=%h [%cd]", "--date=format-local:%Y-%m-%d_%H:%M:%S"],

@@ -8,6 +8,7 @@ Nothing else in the application reads ``os.environ``.
 
 from __future__ import annotations
 
+import importlib.resources
 import ipaddress
 import os
 import re
@@ -16,7 +17,20 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
+#: The checkout's root (``git`` asks it for the build label); in an installed copy, site-packages.
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _policies_dir() -> Path:
+    """The shipped ``policies`` package's directory, in a checkout and in an installed wheel alike."""
+    location = importlib.resources.files("policies")
+    if not isinstance(location, Path):  # Casbin and the loaders open the files by path
+        raise RuntimeError(f"the policies package is not in a directory: {location}")
+    return location
+
+
+#: The shipped policy files; ``AUTHZ_POLICIES_DIR`` and the ``AUTHZ_*_FILE`` settings may point elsewhere.
+POLICIES_DIR = _policies_dir()
 
 #: The proxies trusted by default: loopback only, i.e. a proxy on the same host.  Not Rails' list (Barong's),
 #: which adds every private range: any client inside one (an office, a VPC, a compose network) could then
@@ -67,8 +81,8 @@ class Settings:
     geoip_db: Path | None = None
     gateway: str = "cloudflare"  # cloudflare | akamai
     trusted_proxies: tuple[Network, ...] = tuple(ipaddress.ip_network(n) for n in DEFAULT_TRUSTED_PROXIES)
-    rules_file: Path = PROJECT_ROOT / "policies" / "authz_rules.yml"
-    policies_dir: Path = PROJECT_ROOT / "policies"
+    rules_file: Path = POLICIES_DIR / "authz_rules.yml"
+    policies_dir: Path = POLICIES_DIR
     encryption_key: str = ""  # base64 32 bytes; empty: generated once into data_dir/encryption.key
 
     uid_prefix: str = "ID"
@@ -80,8 +94,8 @@ class Settings:
     app_name: str = "Barong"  # TOTP issuer and the name mails are signed with
     frontend_url: str = "http://localhost:8080"  # base of the links in mails (confirmation, reset)
     first_registration_superadmin: bool = True
-    account_rules_file: Path = PROJECT_ROOT / "policies" / "barong.yml"  # activation, state triggers
-    abilities_file: Path = PROJECT_ROOT / "policies" / "abilities.yml"  # admin abilities per role
+    account_rules_file: Path = POLICIES_DIR / "barong.yml"  # activation, state triggers
+    abilities_file: Path = POLICIES_DIR / "abilities.yml"  # admin abilities per role
     default_language: str = "en"
     password_min_entropy: float = 20.0  # bits: log2 of zxcvbn's guesses
     email_token_expire_time: int = 86_400  # e-mail confirmation token lifetime (seconds)
@@ -341,7 +355,7 @@ def _account_rules_file(raw: str) -> Path:
     return path
 
 
-ABILITIES_MODEL = PROJECT_ROOT / "policies" / "abilities_model.conf"
+ABILITIES_MODEL = POLICIES_DIR / "abilities_model.conf"
 
 
 def _abilities_file(raw: str) -> Path:

@@ -1,108 +1,97 @@
-"""The ``authz`` command: serve, migrate, and administer users, service accounts, API keys, permissions and
-restrictions.
+"""The ``authz`` command: serve, migrate, and administer users, service accounts, API keys, permissions,
+restrictions, invite codes and the signing keys.
 
-The commands live beside this module: ``accounts`` (users, service accounts, API keys), ``policies``
-(permissions, restrictions) and what they share in ``common``.  Every change goes through the same services
-as the API (the admin services of ``authz/admin_api.py`` where the admin API has the same change) and is
+The commands live beside this module: ``service`` (serve, db), ``accounts`` (users, service accounts, API
+keys), ``policies`` (permissions, restrictions), ``invites``, ``keys`` and what they share in ``common``.
+This module only builds the argument tree and imports a command's module when that command runs, so
+``--help`` and ``--version`` load none of the heavy libraries (SQLAlchemy, Redis, aiohttp, gRPC), and no
+command but ``serve`` loads the aiohttp server or gRPC.  Every change goes through the same services as
+the API (the admin services of ``authz/admin_services.py`` where the admin API has the same change) and is
 announced on the change channel, so running instances apply it within a second.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
-from dataclasses import replace
+from collections.abc import Callable, Sequence
 from typing import Any
 
-from authz.cli import invites
-from authz.cli.accounts import (
-    cmd_api_keys_create,
-    cmd_service_accounts_create,
-    cmd_service_accounts_disable,
-    cmd_service_accounts_list,
-    cmd_users_create,
-    cmd_users_set_role,
-    cmd_users_set_state,
-)
-from authz.cli.common import CommandError
-from authz.cli.keys import add_commands as add_key_commands
-from authz.cli.policies import (
-    cmd_permissions_add,
-    cmd_permissions_export,
-    cmd_permissions_import,
-    cmd_permissions_list,
-    cmd_permissions_remove,
-    cmd_permissions_update,
-    cmd_restrictions_add,
-    cmd_restrictions_list,
-    cmd_restrictions_remove,
-    cmd_restrictions_update,
-    cmd_restrictions_whitelink,
-)
+from authz.cli.errors import CommandError
 from authz.settings import Settings, SettingsError, load_settings
-from authz.superadmin_access import EXPLANATION as LOCKOUT_EXPLANATION
 from identity.errors import IdentityError, LastSuperadminAccess
 from identity.models import API_KEY_ALGORITHMS
 from identity.permissions_file import PermissionsFileError
 
-
-def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
-    from authz.serve import serve
-
-    changes: dict[str, Any] = {}
-    if args.host:
-        changes["host"] = args.host
-    if args.port:
-        changes["port"] = args.port
-    if args.workers:
-        changes["workers"] = args.workers
-    return serve(replace(settings, **changes))
+Command = Callable[[Settings, argparse.Namespace], int]
 
 
-def cmd_db_upgrade(settings: Settings, _args: argparse.Namespace) -> int:
-    from authz.bootstrap import migrate
+class _Version(argparse.Action):
+    """``--version``: the installed package's version, looked up only when asked (importlib.metadata alone
+    costs more than the rest of ``--help``)."""
 
-    migrate(settings)
-    print("database is up to date")
-    return 0
+    def __init__(self, option_strings: Sequence[str], dest: str, help: str | None = None) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, help=help)
+
+    def __call__(self, parser: argparse.ArgumentParser, *_: Any) -> None:
+        from importlib.metadata import version
+
+        print(f"{parser.prog} {version('authz')}")
+        parser.exit()
+
+
+def _runs(command: argparse.ArgumentParser, target: str) -> None:
+    """``command`` runs ``target`` (``module.function`` in this package), imported when it runs."""
+    command.set_defaults(target=target)
+
+
+def _command(target: str) -> Command:
+    module, name = target.rsplit(".", 1)
+    found: Command = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    return found
 
 
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="authz", description="Authorization sidecar and identity service")
-    sub = root.add_subparsers(dest="command", required=True)
+    root.add_argument("--version", action=_Version, help="print the installed version and exit")
+    sub = root.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     serve = sub.add_parser("serve", help="run the service (migrates and seeds first)")
     serve.add_argument("--host", help="address to listen on (default: AUTHZ_HOST, else 127.0.0.1)")
-    serve.add_argument("--port", type=int)
-    serve.add_argument("--workers", type=int)
-    serve.set_defaults(func=cmd_serve)
+    serve.add_argument("--port", type=int, help="HTTP port (default: AUTHZ_PORT, else 8080)")
+    serve.add_argument("--workers", type=int, help="worker processes (default: AUTHZ_WORKERS, else 1)")
+    _runs(serve, "service.cmd_serve")
 
     db = sub.add_parser("db", help="database schema").add_subparsers(dest="db_command", required=True)
-    db.add_parser("upgrade", help="apply migrations").set_defaults(func=cmd_db_upgrade)
+    _runs(db.add_parser("upgrade", help="apply migrations"), "service.cmd_db_upgrade")
 
     users = sub.add_parser("users", help="user accounts").add_subparsers(dest="users_command", required=True)
     create = users.add_parser("create", help="create a user; prints the uid")
-    create.add_argument("--email", required=True)
-    create.add_argument("--password", required=True)
-    create.add_argument("--role", default="member")
-    create.add_argument("--state", default="active")
-    create.add_argument("--level", type=int, default=0)
+    create.add_argument("--email", required=True, help="the login e-mail address")
+    create.add_argument("--password", required=True, help="the login password (stored as an argon2id hash)")
+    create.add_argument("--role", default="member", help="a role that has permissions (default member)")
+    create.add_argument(
+        "--state", default="active", help="pending, active, banned, deleted or locked (default active)"
+    )
+    create.add_argument("--level", type=int, default=0, help="the account level, 0 or more (default 0)")
     create.add_argument("--otp-secret", help="base32 TOTP secret: enables 2FA")
-    create.set_defaults(func=cmd_users_create)
+    _runs(create, "accounts.cmd_users_create")
     set_role = users.add_parser("set-role", help="give a user a role that has permissions")
-    set_role.add_argument("uid")
-    set_role.add_argument("role")
-    set_role.set_defaults(func=cmd_users_set_role)
-    set_state = users.add_parser("set-state", help="set a user's state (pending, active, banned, deleted, locked)")
-    set_state.add_argument("uid")
-    set_state.add_argument("state")
-    set_state.set_defaults(func=cmd_users_set_state)
+    set_role.add_argument("uid", help="the user's uid")
+    set_role.add_argument("role", help="a role that has permissions")
+    _runs(set_role, "accounts.cmd_users_set_role")
+    set_state = users.add_parser("set-state", help="set a user's state")
+    set_state.add_argument("uid", help="the user's uid")
+    set_state.add_argument("state", help="pending, active, banned, deleted or locked")
+    _runs(set_state, "accounts.cmd_users_set_state")
 
     keys = sub.add_parser("api-keys", help="API keys").add_subparsers(dest="keys_command", required=True)
     key_create = keys.add_parser("create", help="create a key; prints kid and secret (shown once)")
     key_create.add_argument("--uid", required=True, help="a user's uid, or a service account's (SI...)")
-    key_create.add_argument("--algorithm", default="HS256", choices=API_KEY_ALGORITHMS)
-    key_create.set_defaults(func=cmd_api_keys_create)
+    algorithms = "the HMAC that signs the requests (default HS256)"
+    key_create.add_argument("--algorithm", default="HS256", choices=API_KEY_ALGORITHMS, help=algorithms)
+    _runs(key_create, "accounts.cmd_api_keys_create")
 
     accounts = sub.add_parser("service-accounts", help="service accounts (API keys only, no login)")
     sa = accounts.add_subparsers(dest="sa_command", required=True)
@@ -110,59 +99,74 @@ def parser() -> argparse.ArgumentParser:
     sa_create.add_argument("--owner", required=True, help="the owner's uid (level and state are copied)")
     sa_create.add_argument("--role", required=True, help="a role that has permissions")
     sa_create.add_argument("--email", help="default: <owner local part>+<uid>@<owner domain>")
-    sa_create.set_defaults(func=cmd_service_accounts_create)
+    _runs(sa_create, "accounts.cmd_service_accounts_create")
     sa_list = sa.add_parser("list", help="list service accounts: uid, email, role, level, state, owner uid")
     sa_list.add_argument("--owner", help="only those of this user")
-    sa_list.set_defaults(func=cmd_service_accounts_list)
+    _runs(sa_list, "accounts.cmd_service_accounts_list")
     sa_disable = sa.add_parser("disable", help="disable a service account and deactivate its keys")
-    sa_disable.add_argument("uid")
-    sa_disable.set_defaults(func=cmd_service_accounts_disable)
+    sa_disable.add_argument("uid", help="the service account's uid (SI...)")
+    _runs(sa_disable, "accounts.cmd_service_accounts_disable")
 
     permissions = sub.add_parser("permissions", help="permissions")
     perms = permissions.add_subparsers(dest="perm_command", required=True)
-    perms.add_parser("list", help="list permissions: id, role, verb, path, action, topic").set_defaults(
-        func=cmd_permissions_list
-    )
+    perm_list = perms.add_parser("list", help="list permissions: id, role, verb, path, action, topic")
+    _runs(perm_list, "policies.cmd_permissions_list")
     perm_add = perms.add_parser("add", help="add a permission for a role that has some; prints its id")
     _permission_options(perm_add, required=True)
-    perm_add.set_defaults(func=cmd_permissions_add)
+    _runs(perm_add, "policies.cmd_permissions_add")
     perm_update = perms.add_parser("update", help="change fields of a permission by id")
-    perm_update.add_argument("id")
+    perm_update.add_argument("id", help="the permission's id")
     _permission_options(perm_update, required=False)
-    perm_update.set_defaults(func=cmd_permissions_update)
+    _runs(perm_update, "policies.cmd_permissions_update")
     perm_remove = perms.add_parser("remove", help="remove a permission by id")
-    perm_remove.add_argument("id")
-    perm_remove.set_defaults(func=cmd_permissions_remove)
+    perm_remove.add_argument("id", help="the permission's id")
+    _runs(perm_remove, "policies.cmd_permissions_remove")
     imp = perms.add_parser("import", help="load permissions from a seeds.yml-shaped YAML file")
-    imp.add_argument("file")
+    imp.add_argument("file", help="a YAML file with a top-level 'permissions' list")
     imp.add_argument("--replace", action="store_true", help="delete every permission first")
-    imp.set_defaults(func=cmd_permissions_import)
-    perms.add_parser("export", help="print permissions as YAML").set_defaults(func=cmd_permissions_export)
+    _runs(imp, "policies.cmd_permissions_import")
+    _runs(perms.add_parser("export", help="print permissions as YAML"), "policies.cmd_permissions_export")
 
     restrictions = sub.add_parser("restrictions", help="restrictions")
     restr = restrictions.add_subparsers(dest="restr_command", required=True)
     add = restr.add_parser("add", help="add a restriction; prints its id")
     _restriction_options(add, required=True)
-    add.set_defaults(func=cmd_restrictions_add)
+    _runs(add, "policies.cmd_restrictions_add")
     listing = restr.add_parser("list", help="list restrictions: id, category, scope, value, code, state")
-    listing.add_argument("--scope")
-    listing.add_argument("--category")
-    listing.set_defaults(func=cmd_restrictions_list)
+    listing.add_argument("--scope", help="only those of this scope")
+    listing.add_argument("--category", help="only those of this category")
+    _runs(listing, "policies.cmd_restrictions_list")
     change = restr.add_parser("update", help="change fields of a restriction by id")
-    change.add_argument("id")
+    change.add_argument("id", help="the restriction's id")
     _restriction_options(change, required=False)
-    change.set_defaults(func=cmd_restrictions_update)
+    _runs(change, "policies.cmd_restrictions_update")
     remove = restr.add_parser("remove", help="remove a restriction by id")
-    remove.add_argument("id")
-    remove.set_defaults(func=cmd_restrictions_remove)
+    remove.add_argument("id", help="the restriction's id")
+    _runs(remove, "policies.cmd_restrictions_remove")
     link = restr.add_parser("whitelink", help="create a whitelink token (for POST /identity/users/access)")
     link.add_argument("--expire-time", default="1", help="1 to 30 (default 1)")
     link.add_argument("--range", default="day", help="day or hour (default day)")
-    link.set_defaults(func=cmd_restrictions_whitelink)
+    _runs(link, "policies.cmd_restrictions_whitelink")
 
-    invites.add_commands(sub)
+    invites = sub.add_parser("invite-codes", help="codes for sign-ups through the token API (/v1/user)")
+    codes = invites.add_subparsers(dest="invite_command", required=True)
+    code_create = codes.add_parser("create", help="create an invite code; prints it")
+    code_create.add_argument("--uses", type=int, default=1, help="how many sign-ups may use it (default 1)")
+    code_create.add_argument("--expires", help="30d, 12h, 90m, or an ISO date/time (default: never)")
+    code_create.add_argument("--code", help="the code itself (3-16 of [0-9A-Za-z_-]; default: random)")
+    _runs(code_create, "invites.cmd_invite_codes_create")
+    code_list = codes.add_parser("list", help="list codes: code, uses confirmed+pending/max, expiry")
+    _runs(code_list, "invites.cmd_invite_codes_list")
 
-    add_key_commands(sub)  # keys rotate, keys list, jwks
+    keyring = sub.add_parser("keys", help="the JWT signing keyring")
+    ring = keyring.add_subparsers(dest="keyring_command", required=True)
+    retiring = "add a signing key; the current one retires after the token lifetime"
+    rotate = ring.add_parser("rotate", help=retiring)
+    rotate.add_argument("--retire-after", type=float, help="seconds the previous key stays published")
+    rotate.add_argument("--pem-file", help="use this RSA private key (PEM) instead of generating one")
+    _runs(rotate, "keys.cmd_keys_rotate")
+    _runs(ring.add_parser("list", help="list keys: kid, state, retire time, current"), "keys.cmd_keys_list")
+    _runs(sub.add_parser("jwks", help="print the public JWKS"), "keys.cmd_jwks")
     return root
 
 
@@ -178,7 +182,7 @@ def _restriction_options(command: argparse.ArgumentParser, *, required: bool) ->
     categories = "whitelist, maintenance, blacklist or blocklogin"
     command.add_argument("--category", required=required, help=categories)
     command.add_argument("--scope", required=required, help="all, ip, ip_subnet, continent or country")
-    command.add_argument("--value", required=required)
+    command.add_argument("--value", required=required, help="the address, subnet, continent or country code")
     command.add_argument("--code", help="the HTTP status of a denial (default: the scope's)")
     command.add_argument("--state", help="enabled (the default for a new one) or disabled")
 
@@ -191,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
         print(exc, file=sys.stderr)
         return 2
     try:
-        return int(args.func(settings, args))
+        return int(_command(args.target)(settings, args))
     except CommandError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
@@ -199,7 +203,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except LastSuperadminAccess as exc:
-        print(f"error: {exc.keys[0]}: {LOCKOUT_EXPLANATION}", file=sys.stderr)
+        from authz.superadmin_access import EXPLANATION  # loaded already: the change was checked with it
+
+        print(f"error: {exc.keys[0]}: {EXPLANATION}", file=sys.stderr)
         return 1
     except IdentityError as exc:
         print(f"error: {', '.join(exc.keys)}", file=sys.stderr)
@@ -208,4 +214,3 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
-

@@ -10,8 +10,9 @@ import sys
 
 import orjson
 
-from authz.admin_api import AdminServices
-from authz.cli.common import CommandError, announce, with_admin, with_services
+from authz.admin_services import AdminServices
+from authz.cli.common import announce, with_admin, with_services
+from authz.cli.errors import CommandError
 from authz.services import Services
 from authz.settings import Settings
 from identity.admin.actor import Actor

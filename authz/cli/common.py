@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import Any
 
-from authz.admin_api import AdminServices, admin_services
+from authz.admin_services import AdminServices, admin_services
 from authz.embedded_redis import _answers, socket_path
 from authz.geoip import GeoIP
 from authz.services import Services
@@ -17,10 +17,6 @@ from authz.settings import Settings
 from identity.changes import ChangePublisher
 from identity.errors import StorageUnavailable
 from identity.paging import MAX_LIMIT, Page
-
-
-class CommandError(Exception):
-    """A command failed for a reason the user can fix; printed without a traceback."""
 
 
 def _redis_url(settings: Settings) -> str | None:

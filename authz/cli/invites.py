@@ -6,7 +6,8 @@ import argparse
 import re
 from datetime import UTC, datetime, timedelta
 
-from authz.cli.common import CommandError, with_services
+from authz.cli.common import with_services
+from authz.cli.errors import CommandError
 from authz.services import Services
 from authz.settings import Settings
 from identity.invite_codes import SqlInviteCodeRepository
@@ -59,17 +60,3 @@ def cmd_invite_codes_list(settings: Settings, _args: argparse.Namespace) -> int:
         return 0
 
     return with_services(settings, body)
-
-
-def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    invites = sub.add_parser(
-        "invite-codes", help="invite codes for sign-ups through the token API (/v1/user)"
-    )
-    commands = invites.add_subparsers(dest="invite_command", required=True)
-    create = commands.add_parser("create", help="create an invite code; prints it")
-    create.add_argument("--uses", type=int, default=1, help="how many sign-ups may use it (default 1)")
-    create.add_argument("--expires", help="30d, 12h, 90m, or an ISO date/time (default: never)")
-    create.add_argument("--code", help="the code itself (3-16 of [0-9A-Za-z_-]; default: random)")
-    create.set_defaults(func=cmd_invite_codes_create)
-    listing = commands.add_parser("list", help="list codes: code, uses confirmed+pending/max, expiry")
-    listing.set_defaults(func=cmd_invite_codes_list)

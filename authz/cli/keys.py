@@ -14,7 +14,8 @@ from pathlib import Path
 
 import orjson
 
-from authz.cli.common import CommandError, announce, with_services
+from authz.cli.common import announce, with_services
+from authz.cli.errors import CommandError
 from authz.keys import KeyError_, Keyring, SigningKey, jwks_of, load_or_create, retire_after
 from authz.services import Services
 from authz.settings import Settings
@@ -76,13 +77,3 @@ def cmd_jwks(settings: Settings, _args: argparse.Namespace) -> int:
         return 0
 
     return with_services(settings, run)
-
-
-def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    keys = sub.add_parser("keys", help="the JWT signing keyring").add_subparsers(dest="keyring_command", required=True)
-    rotate = keys.add_parser("rotate", help="add a new signing key; the current one retires after the token lifetime")
-    rotate.add_argument("--retire-after", type=float, help="seconds the previous key stays published")
-    rotate.add_argument("--pem-file", help="use this RSA private key (PEM) instead of generating one")
-    rotate.set_defaults(func=cmd_keys_rotate)
-    keys.add_parser("list", help="list keys: kid, state, retire time, current").set_defaults(func=cmd_keys_list)
-    sub.add_parser("jwks", help="print the public JWKS").set_defaults(func=cmd_jwks)

@@ -6,8 +6,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from authz.admin_api import AdminServices
-from authz.cli.common import CommandError, every, given, with_admin, with_services
+from authz.admin_services import AdminServices
+from authz.cli.common import every, given, with_admin, with_services
+from authz.cli.errors import CommandError
 from authz.services import Services
 from authz.settings import Settings
 from identity.admin.actor import Actor

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from authz.cli.common import CommandError
+from authz.cli.errors import CommandError
 from authz.cli.invites import expiry
 from identity.invite_codes import SqlInviteCodeRepository
 from tests.authz import test_cli
