@@ -610,8 +610,26 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: Any) -> Set
         raise SettingsError(problems)
     settings = Settings(**values)
     if not settings.database_url:
-        settings = replace(settings, database_url=f"sqlite:///{(settings.data_dir / 'authz.sqlite3').resolve()}")
+        settings = replace(settings, database_url=_sqlite_url(_embedded_database_path(settings.data_dir)))
     return settings
+
+
+EMBEDDED_DATABASE_FILE = "authz.sqlite3"
+
+
+def _embedded_database_path(data_dir: Path) -> Path:
+    return (data_dir / EMBEDDED_DATABASE_FILE).resolve()
+
+
+def _sqlite_url(path: Path) -> str:
+    return f"sqlite:///{path}"
+
+
+def embedded_database(settings: Settings) -> Path | None:
+    """The SQLite file in the data dir when no database URL was configured (the embedded default), else
+    ``None``."""
+    path = _embedded_database_path(settings.data_dir)
+    return path if settings.database_url == _sqlite_url(path) else None
 
 
 def async_database_url(url: str) -> str:
@@ -631,5 +649,6 @@ __all__ = [
     "Settings",
     "SettingsError",
     "async_database_url",
+    "embedded_database",
     "load_settings",
 ]

@@ -112,10 +112,9 @@ def main() -> None:
     if args.database_url:
         env["DATABASE_URL"] = args.database_url
     email = f"admin-{secrets.token_hex(3)}@bench.local"
-    subprocess.run(
-        [AUTHZ, "users", "create", "--email", email, "--password", PASSWORD, "--role", "superadmin"],
-        env=env, check=True, stdout=subprocess.DEVNULL,
-    )
+    # --create: the servers are not started yet, so this command makes the data dir's database.
+    admin = ["users", "create", "--create", "--email", email, "--password", PASSWORD, "--role", "superadmin"]
+    subprocess.run([AUTHZ, *admin], env=env, check=True, stdout=subprocess.DEVNULL)
     ports = [free_port(), free_port()]
     servers = [
         subprocess.Popen(

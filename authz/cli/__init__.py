@@ -16,10 +16,11 @@ import argparse
 import importlib
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from authz.cli.errors import CommandError
-from authz.settings import Settings, SettingsError, load_settings
+from authz.settings import Settings, SettingsError, embedded_database, load_settings
 from identity.errors import IdentityError, LastSuperadminAccess
 from identity.models import API_KEY_ALGORITHMS
 from identity.permissions_file import PermissionsFileError
@@ -41,9 +42,25 @@ class _Version(argparse.Action):
         parser.exit()
 
 
+DATA_DIR_HELP = (
+    "the directory of the embedded SQLite database, keys and Redis (default: AUTHZ_DATA_DIR, else ./var); "
+    "give the server's to change what it serves"
+)
+#: The commands that may create the embedded database; every other one refuses to start a new, empty one.
+CREATING_TARGETS = ("service.cmd_serve", "service.cmd_db_upgrade")
+
+
 def _runs(command: argparse.ArgumentParser, target: str) -> None:
-    """``command`` runs ``target`` (``module.function`` in this package), imported when it runs."""
+    """``command`` runs ``target`` (``module.function`` in this package), imported when it runs.
+
+    It takes ``--data-dir`` after its name too (``authz users create --data-dir D``), and a command that
+    does not create the database takes ``--create`` to start a new one anyway.
+    """
     command.set_defaults(target=target)
+    command.add_argument("--data-dir", default=argparse.SUPPRESS, help=DATA_DIR_HELP)
+    if target not in CREATING_TARGETS:
+        creates = "start a new embedded database (and keys) if the data dir has none, instead of refusing"
+        command.add_argument("--create", action="store_true", default=argparse.SUPPRESS, help=creates)
 
 
 def _command(target: str) -> Command:
@@ -53,8 +70,18 @@ def _command(target: str) -> Command:
 
 
 def parser() -> argparse.ArgumentParser:
-    root = argparse.ArgumentParser(prog="authz", description="Authorization sidecar and identity service")
+    root = argparse.ArgumentParser(
+        prog="authz",
+        description="Authorization sidecar and identity service",
+        epilog=(
+            "Every command uses the data dir of --data-dir (before or after the command), else "
+            "AUTHZ_DATA_DIR, else ./var, as the server does. With the embedded SQLite database (no "
+            "DATABASE_URL), only 'serve' and 'db upgrade' create it; the other commands refuse a data dir "
+            "without one unless given --create."
+        ),
+    )
     root.add_argument("--version", action=_Version, help="print the installed version and exit")
+    root.add_argument("--data-dir", help=DATA_DIR_HELP)
     sub = root.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     serve = sub.add_parser("serve", help="run the service (migrates and seeds first)")
@@ -189,11 +216,16 @@ def _restriction_options(command: argparse.ArgumentParser, *, required: bool) ->
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    overrides = {"data_dir": Path(args.data_dir).expanduser()} if args.data_dir else {}
     try:
-        settings = load_settings()
+        settings = load_settings(**overrides)
     except SettingsError as exc:
         print(exc, file=sys.stderr)
         return 2
+    missing = _missing_database(settings, args)
+    if missing:
+        print(f"error: {missing}", file=sys.stderr)
+        return 1
     try:
         return int(_command(args.target)(settings, args))
     except CommandError as exc:
@@ -210,6 +242,18 @@ def main(argv: list[str] | None = None) -> int:
     except IdentityError as exc:
         print(f"error: {', '.join(exc.keys)}", file=sys.stderr)
         return 1
+
+
+def _missing_database(settings: Settings, args: argparse.Namespace) -> str | None:
+    """Why the command must not run: it would start a new embedded database (and a new encryption key)
+    that no server uses, typically from the wrong directory."""
+    path = embedded_database(settings)
+    if path is None or path.exists() or args.target in CREATING_TARGETS or getattr(args, "create", False):
+        return None
+    return (
+        f'no database at {path}; run "authz serve" or "authz db upgrade" first, pass the server\'s '
+        "--data-dir (or AUTHZ_DATA_DIR), or pass --create to start a new database with new keys"
+    )
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ from authz.settings import (
     ENVIRONMENT_VARIABLES,
     Settings,
     SettingsError,
+    embedded_database,
     load_settings,
 )
 from tests.identity.helpers import jwt_key_pem
@@ -63,6 +64,16 @@ def test_embedded_default_needs_no_database_or_redis_configured(tmp_path: Path) 
     assert settings.database_url == f"sqlite:///{(tmp_path / 'data' / 'authz.sqlite3').resolve()}"
     assert settings.redis_url == ""
     assert settings.jwt_private_key == "" and settings.encryption_key == ""
+
+
+def test_the_embedded_database_is_the_data_dirs_unless_a_url_is_configured(tmp_path: Path) -> None:
+    from_env = load_settings(env={"AUTHZ_DATA_DIR": str(tmp_path / "data")})
+    overridden = load_settings(env={"AUTHZ_DATA_DIR": str(tmp_path / "other")}, data_dir=tmp_path / "data")
+    expected = (tmp_path / "data" / "authz.sqlite3").resolve()
+    assert embedded_database(from_env) == embedded_database(overridden) == expected
+    configured = load_settings(env={"DATABASE_URL": f"sqlite:///{tmp_path / 'elsewhere.sqlite3'}"})
+    assert embedded_database(configured) is None
+    assert not (tmp_path / "data").exists()  # settings find the database; they create nothing
 
 
 def test_nothing_but_the_given_mapping_is_read(monkeypatch: pytest.MonkeyPatch) -> None:
