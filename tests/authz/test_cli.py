@@ -69,6 +69,11 @@ def cli(clean_env: pytest.MonkeyPatch, settings: Settings, capsys: pytest.Captur
     clean_env.setenv("DATABASE_URL", settings.database_url)
     clean_env.setenv("REDIS_URL", settings.redis_url)
     clean_env.setenv("AUTHZ_REDIS_NAMESPACE", settings.redis_namespace)
+    return command_runner(capsys)
+
+
+def command_runner(capsys: pytest.CaptureFixture[str]) -> Callable[..., Result]:
+    """``run("users", "create", ...)``: the command's exit code and what it printed."""
 
     def run(*argv: str) -> Result:
         capsys.readouterr()

@@ -10,49 +10,31 @@ import asyncio
 import os
 import subprocess
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 import authz
-from authz.cli import main
 from authz.services import Services
-from authz.settings import ENVIRONMENT_VARIABLES, Settings, load_settings
+from authz.settings import Settings, load_settings
 from identity.models import User
+from tests.authz.test_cli import clean_env, command_runner  # noqa: F401 - clean_env: the CLI tests' fixture
 from tests.identity.helpers import cheap_argon2
 
 EMAIL = "ops@example.com"
 CREATE_USER = ["users", "create", "--email", EMAIL, "--password", "Secret-Passw0rd"]
 
 
-@dataclass
-class Result:
-    code: int
-    out: str
-    err: str
-
-
 @pytest.fixture
-def cli(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Any:
+def cli(clean_env: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Any:
     """``cli(...)`` runs the command in an empty working directory with no ``AUTHZ_*`` settings at all:
     the embedded defaults (SQLite in the data dir), as on an operator's machine."""
-    for name in ENVIRONMENT_VARIABLES:
-        monkeypatch.delenv(name, raising=False)
-        monkeypatch.delenv(f"{name}_FILE", raising=False)
-    cheap_argon2(monkeypatch)
+    cheap_argon2(clean_env)
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
-    monkeypatch.chdir(elsewhere)
-
-    def run(*argv: str) -> Result:
-        capsys.readouterr()
-        code = main(list(argv))
-        out, err = capsys.readouterr()
-        return Result(code, out, err)
-
-    return run
+    clean_env.chdir(elsewhere)
+    return command_runner(capsys)
 
 
 def user_in(data_dir: Path, redis_url: str) -> User | None:
